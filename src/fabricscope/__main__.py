@@ -1,0 +1,3 @@
+from fabricscope.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Command-line presenters (typer + rich). Each command lives in cli/commands/<name>.py."""
