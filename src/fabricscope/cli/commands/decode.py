@@ -1,0 +1,196 @@
+"""``fabricscope decode PATH``: decode a pcap/pcapng file (tunnels and sFlow included)."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ORDER = 10
+
+
+class Format(str, Enum):
+    ndjson = "ndjson"
+    table = "table"
+    parquet = "parquet"
+
+
+PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 47: "gre", 58: "icmp6", 4: "ipip", 41: "ipv6"}
+
+
+def _flow(r: dict, prefix: str) -> str:  # type: ignore[type-arg]
+    src, dst = r.get(prefix + "src"), r.get(prefix + "dst")
+    if src is None:
+        mac = r.get(prefix + "eth_src")
+        return f"{mac} > {r.get(prefix + 'eth_dst')}" if mac else ""
+    sp, dp = r.get(prefix + "sport"), r.get(prefix + "dport")
+    proto = r.get(prefix + "proto")
+    pn = PROTO_NAMES.get(proto, str(proto)) if proto is not None else ""
+    if r.get(prefix + "ethertype") == 0x0806:
+        pn = "arp"
+    a = f"{src}:{sp}" if sp is not None else str(src)
+    b = f"{dst}:{dp}" if dp is not None else str(dst)
+    return f"{a} > {b} {pn}".rstrip()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("decode")
+    def decode(
+        path: Annotated[Path, typer.Argument(help="pcap or pcapng file (gzip is fine)")],
+        fmt: Annotated[Format, typer.Option("--format", "-f",
+                       help="ndjson: one JSON object per record; table: for people; "
+                            "parquet: the record columns to -o FILE (fast path)")
+                       ] = Format.ndjson,
+        output: Annotated[Path | None, typer.Option("--output", "-o",
+                          help="write here instead of stdout (required for parquet)")
+                          ] = None,
+        limit: Annotated[int | None, typer.Option("--limit", "-n", min=0,
+                         help="stop after N records")] = None,
+        decode_as: Annotated[list[str] | None, typer.Option("--decode-as",
+                             help="extra tunnel port, e.g. udp:9999=vxlan, tcp:7472=stt, "
+                                  "udp:4789=none (repeatable)")] = None,
+        sflow: Annotated[bool, typer.Option("--sflow",
+                         help="treat every UDP datagram as sFlow (default: port 6343)")
+                         ] = False,
+        depth: Annotated[int, typer.Option("--depth", min=0, max=4,
+                         help="maximum nested tunnel layers")] = 4,
+        gre_teb: Annotated[str, typer.Option("--gre-teb",
+                           help="keyed GRE carrying Ethernet is 'nvgre' (VSID<<8|FlowID) "
+                                "or 'gre' (key = VNI, as OVS/Neutron GRE)")] = "nvgre",
+        quiet: Annotated[bool, typer.Option("--quiet", "-q",
+                         help="no closing summary on stderr")] = False,
+        summary_json: Annotated[bool, typer.Option("--summary-json",
+                                help="closing summary as JSON on stderr")] = False,
+    ) -> None:
+        """Decode a capture file: wire headers, every tunnel layer, inner headers, sFlow samples.
+
+        Frames that are sFlow datagrams (UDP 6343, or --sflow) become one record per sample;
+        other frames one record each. A closing summary (frames, records, decode events by
+        name) goes to stderr.
+        """
+        import json
+
+        from fabricscope.decode.tables import DecodeConfig
+        from fabricscope.errors import InputError, UsageError
+        from fabricscope.pipeline import FileDecoder
+
+        if gre_teb not in ("nvgre", "gre"):
+            raise UsageError("--gre-teb must be nvgre or gre")
+        cfg = DecodeConfig(max_depth=depth, gre_teb_as_nvgre=(gre_teb == "nvgre"))
+        for spec in decode_as or []:
+            cfg.decode_as(spec)
+        if fmt is Format.parquet and output is None:
+            raise UsageError("--format parquet needs -o FILE")
+        if not path.exists():
+            raise InputError("no such file", path=str(path))
+
+        fd = FileDecoder(path, cfg, sflow=sflow)
+        sink = _Sink(fmt, output)
+        written = 0
+        failure: InputError | None = None
+        try:
+            for step in fd:
+                for batch in (step.records, step.counters):
+                    if batch is None or batch.num_rows == 0:
+                        continue
+                    if limit is not None:
+                        if written >= limit:
+                            break
+                        batch = batch.slice(0, limit - written)
+                    written += sink.write(batch)
+                if limit is not None and written >= limit:
+                    break
+        except InputError as exc:
+            failure = exc
+        finally:
+            sink.close()
+        s = fd.summary
+        if summary_json:
+            d = s.to_dict()
+            d["written"] = written
+            print(json.dumps(d), file=sys.stderr)
+        elif not quiet:
+            _print_summary(s, written)
+        if failure is not None:
+            raise failure
+
+
+class _Sink:
+    def __init__(self, fmt: Format, output: Path | None) -> None:
+        self.fmt = fmt
+        self.output = output
+        self._pq = None
+        self._fh = None
+        self._console = None
+        if fmt is Format.ndjson:
+            self._fh = open(output, "w") if output else sys.stdout  # noqa: SIM115
+
+    def write(self, batch):  # type: ignore[no-untyped-def]
+        if self.fmt is Format.parquet:
+            import pyarrow.parquet as pq
+
+            if self._pq is None:
+                self._pq = pq.ParquetWriter(str(self.output), batch.schema, compression="zstd")
+            self._pq.write_batch(batch)
+            return batch.num_rows
+        if self.fmt is Format.ndjson:
+            from fabricscope.records.present import write_ndjson
+
+            assert self._fh is not None
+            return write_ndjson(batch, self._fh)
+        return self._table(batch)
+
+    def _table(self, batch) -> int:  # type: ignore[no-untyped-def]
+        from rich.console import Console
+        from rich.table import Table
+
+        from fabricscope.records.present import record_dicts
+
+        if self._console is None:
+            fh = open(self.output, "w") if self.output else None  # noqa: SIM115
+            self._console = Console(file=fh, width=None if fh is None and sys.stdout.isatty()
+                                    else 200)
+        table = Table(header_style="bold", box=None, pad_edge=False)
+        for c in ("time", "wire", "tunnel", "inner", "sFlow", "error"):
+            table.add_column(c, no_wrap=True)
+        n = 0
+        for r in record_dicts(batch):
+            n += 1
+            ts = r.get("ts") or ""
+            table.add_row(
+                ts[11:].rstrip("Z") if ts else "",
+                _flow(r, ""),
+                " ".join(f"{t['type']}:{t['vni']}" if t.get("vni") is not None else t["type"]
+                         for t in r.get("tunnels") or []),
+                _flow(r, "inner_") if r.get("encap") else "",
+                f"{r['agent']} {r.get('in_if')}>{r.get('out_if')} 1:{r.get('sampling_rate')}"
+                if r.get("agent") else "",
+                r.get("error") or "",
+            )
+        self._console.print(table)
+        return n
+
+    def close(self) -> None:
+        if self._pq is not None:
+            self._pq.close()
+        if self._fh is not None and self._fh is not sys.stdout:
+            self._fh.close()
+        if self._fh is sys.stdout:
+            sys.stdout.flush()
+
+
+def _print_summary(s, written: int) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    con = Console(stderr=True, highlight=False, soft_wrap=True)
+    rate = s.frames / s.seconds if s.seconds > 0 else 0.0
+    line = (f"{s.path}: {s.frames:,} frames, {written:,} records written"
+            f" ({s.sflow_datagrams:,} sFlow datagrams, {s.counter_records:,} counter records)"
+            f" in {s.seconds:.2f} s ({rate:,.0f} frames/s)")
+    con.print(line)
+    if s.events:
+        ev = ", ".join(f"{k}={v:,}" for k, v in sorted(s.events.items()))
+        con.print(f"decode events: {ev}")

@@ -1,0 +1,66 @@
+"""Small numba helpers shared by the layer decoders: bounded big-endian reads, events."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from fabricscope.decode.events import EV_SEVERITY, INFO, TRUNC
+from fabricscope.decode.slots import M_ERROR, M_TRUNC
+
+_SEV = EV_SEVERITY  # frozen into the compiled code as a constant array
+
+IPV4_MAPPED_PREFIX = np.int64(0xFFFF) << np.int64(32)
+
+
+@njit(inline="always", cache=True)
+def rd8(buf: np.ndarray, p: int) -> int:
+    return np.int64(buf[p])
+
+
+@njit(inline="always", cache=True)
+def rd16(buf: np.ndarray, p: int) -> int:
+    return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
+
+
+@njit(inline="always", cache=True)
+def rd24(buf: np.ndarray, p: int) -> int:
+    return (np.int64(buf[p]) << 16) | (np.int64(buf[p + 1]) << 8) | np.int64(buf[p + 2])
+
+
+@njit(inline="always", cache=True)
+def rd32(buf: np.ndarray, p: int) -> int:
+    return (
+        (np.int64(buf[p]) << 24)
+        | (np.int64(buf[p + 1]) << 16)
+        | (np.int64(buf[p + 2]) << 8)
+        | np.int64(buf[p + 3])
+    )
+
+
+@njit(inline="always", cache=True)
+def rd64(buf: np.ndarray, p: int) -> int:
+    v = np.int64(0)
+    for k in range(8):
+        v = (v << np.int64(8)) | np.int64(buf[p + k])
+    return v
+
+
+@njit(inline="always", cache=True)
+def rd48(buf: np.ndarray, p: int) -> int:
+    v = np.int64(0)
+    for k in range(6):
+        v = (v << np.int64(8)) | np.int64(buf[p + k])
+    return v
+
+
+@njit(cache=True)
+def event(ev: np.ndarray, m: np.ndarray, i: int, code: int) -> None:
+    """Count event ``code``; mark record ``i`` with it if it is its first error."""
+    ev[code] += 1
+    sev = _SEV[code]
+    if sev != INFO:
+        if m[M_ERROR, i] < 0:
+            m[M_ERROR, i] = code
+        if sev == TRUNC:
+            m[M_TRUNC, i] = 1

@@ -1,0 +1,79 @@
+"""GENEVE (RFC 8926; UDP 6081), options kept; OVN's option decoded.
+
+::
+
+     0                   1                   2                   3
+     0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |Ver|  Opt Len  |O|C|    Rsvd.  |          Protocol Type        |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |        Virtual Network Identifier (VNI)       |    Reserved   |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |                    Variable-Length Options                    |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+
+Option TLV::
+
+    |          Option Class         |      Type     |R|R|R| Length  |
+    |                 Variable-Length Option Data (Length x 4)      |
+
+Opt Len and option Length count 4-octet words. Version must be 0, else the datagram is
+kept as UDP (``geneve_fallback_udp``). The options of the outermost GENEVE layer are kept
+raw (``geneve_options`` column). OVN (class 0x0102, type 0x80, 4 octets): bits 30-16 the
+logical ingress port key -> layer ``a``, bits 15-0 the egress port key -> layer ``b``;
+the VNI is the OVN datapath tunnel key. Protocol 0x6558 is Ethernet; others are ethertypes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from fabricscope.decode import events as E
+from fabricscope.decode.common import event, rd16, rd24, rd32
+from fabricscope.decode.protocols import P_END, TUN_GENEVE
+from fabricscope.decode.slots import X_PT_A, X_PT_B, X_PT_GLEN, X_PT_GOFF, X_PT_TYPE, X_PT_VNI
+from fabricscope.decode.tables import T_ETHERTYPE
+
+OVN_CLASS = 0x0102
+OVN_TYPE = 0x80
+
+
+@njit(cache=True)
+def decode_geneve(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
+                  ev: np.ndarray, tables: np.ndarray) -> tuple[int, int]:
+    if end - pos < 8:
+        event(ev, m, i, E.EV_GENEVE_FALLBACK)
+        return pos, P_END
+    b0 = np.int64(buf[pos])
+    if b0 >> 6 != 0:
+        event(ev, m, i, E.EV_GENEVE_FALLBACK)
+        return pos, P_END
+    optlen = (b0 & 0x3F) * 4
+    proto = rd16(buf, pos + 2)
+    s[X_PT_TYPE] = TUN_GENEVE
+    s[X_PT_VNI] = rd24(buf, pos + 4)
+    p = pos + 8
+    oend = p + optlen
+    s[X_PT_GOFF] = p
+    s[X_PT_GLEN] = optlen
+    if oend > end:
+        s[X_PT_GLEN] = end - p
+        event(ev, m, i, E.EV_TRUNCATED_GENEVE)
+        return end, P_END
+    while p < oend:
+        if oend - p < 4:
+            event(ev, m, i, E.EV_GENEVE_BAD_OPTION)
+            return oend, P_END
+        cls = rd16(buf, p)
+        typ = np.int64(buf[p + 2])
+        olen = (np.int64(buf[p + 3]) & 0x1F) * 4
+        if p + 4 + olen > oend:
+            event(ev, m, i, E.EV_GENEVE_BAD_OPTION)
+            return oend, P_END
+        if cls == OVN_CLASS and typ == OVN_TYPE and olen >= 4:
+            val = rd32(buf, p + 4)
+            s[X_PT_A] = (val >> 16) & 0x7FFF
+            s[X_PT_B] = val & 0xFFFF
+        p += 4 + olen
+    return oend, tables[T_ETHERTYPE, proto]

@@ -1,0 +1,32 @@
+"""ICMP (RFC 792) and ICMPv6 (RFC 4443): type and code.
+
+::
+
+    +--------+--------+--------+--------+
+    |  Type  |  Code  |     Checksum    |
+    +--------+--------+--------+--------+
+
+The embedded packet of ICMP errors is not decoded (it is the offending packet, not the
+flow's own header).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from fabricscope.decode import events as E
+from fabricscope.decode.common import event
+from fabricscope.decode.protocols import P_END
+from fabricscope.decode.slots import H_ICMP_CODE, H_ICMP_TYPE
+
+
+@njit(cache=True)
+def decode_icmp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
+                ev: np.ndarray) -> tuple[int, int]:
+    if end - pos < 4:
+        event(ev, m, i, E.EV_TRUNCATED_ICMP)
+        return pos, P_END
+    s[H_ICMP_TYPE] = np.int64(buf[pos])
+    s[H_ICMP_CODE] = np.int64(buf[pos + 1])
+    return pos + 4, P_END

@@ -1,0 +1,95 @@
+"""MPLS label stack (RFC 3032) on Ethernet, and MPLS-in-UDP (RFC 7510, UDP port 6635).
+
+Label stack entry::
+
+     0                   1                   2                   3
+     0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |                Label                  | TC  |S|       TTL     |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+
+MPLS carries no payload type: after the bottom-of-stack entry (S = 1) the first nibble
+tells IPv4 (4) or IPv6 (6); 0 is a pseudowire control word (RFC 4385) followed by
+Ethernet. networking-sfc (OVS driver) puts one label inside the tunnel with
+label = chain_id << 8 | service index; it lands in ``inner_mpls_label``.
+
+MPLS-in-UDP is a tunnel (``encap = mpls-udp``): its ``vni`` is the top label, ``a`` the
+bottom label, ``b`` the number of labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from fabricscope.decode import events as E
+from fabricscope.decode.common import event, rd32
+from fabricscope.decode.protocols import P_END, P_ETH, P_IP_GUESS, TUN_MPLS_UDP
+from fabricscope.decode.slots import H_MPLS, H_MPLS_N, X_PT_A, X_PT_B, X_PT_TYPE, X_PT_VNI
+
+MAX_LABELS = 16
+
+
+@njit(cache=True)
+def _payload(buf: np.ndarray, pos: int, end: int) -> tuple[int, int]:
+    if pos >= end:
+        return pos, P_END
+    nib = np.int64(buf[pos]) >> 4
+    if nib == 4 or nib == 6:
+        return pos, P_IP_GUESS
+    if nib == 0 and end - pos >= 4:  # pseudowire control word, then Ethernet
+        return pos + 4, P_ETH
+    return pos, P_END
+
+
+@njit(cache=True)
+def decode_mpls(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
+                ev: np.ndarray) -> tuple[int, int]:
+    n = 0
+    while True:
+        if end - pos < 4:
+            event(ev, m, i, E.EV_TRUNCATED_MPLS)
+            return pos, P_END
+        entry = rd32(buf, pos)
+        if n == 0:
+            s[H_MPLS] = entry >> 12
+        n += 1
+        s[H_MPLS_N] = n
+        pos += 4
+        if entry & 0x100:
+            break
+        if n >= MAX_LABELS:
+            event(ev, m, i, E.EV_MPLS_TOO_DEEP)
+            return pos, P_END
+    return _payload(buf, pos, end)
+
+
+@njit(cache=True)
+def decode_mpls_udp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray,
+                    i: int, ev: np.ndarray) -> tuple[int, int]:
+    if end - pos < 4:
+        event(ev, m, i, E.EV_MPLS_UDP_FALLBACK)
+        return pos, P_END
+    n = 0
+    top = np.int64(-1)
+    bottom = np.int64(-1)
+    while True:
+        if end - pos < 4:
+            event(ev, m, i, E.EV_TRUNCATED_MPLS)
+            break
+        entry = rd32(buf, pos)
+        if n == 0:
+            top = entry >> 12
+        bottom = entry >> 12
+        n += 1
+        pos += 4
+        if entry & 0x100:
+            break
+        if n >= MAX_LABELS:
+            event(ev, m, i, E.EV_MPLS_TOO_DEEP)
+            break
+    s[X_PT_TYPE] = TUN_MPLS_UDP
+    s[X_PT_VNI] = top
+    s[X_PT_A] = bottom
+    s[X_PT_B] = n
+    return _payload(buf, pos, end)
