@@ -11,10 +11,22 @@ if [ -z "$py" ]; then
     if command -v "$cand" >/dev/null 2>&1; then py="$cand"; break; fi
   done
 fi
+if [ -z "$py" ]; then
+  echo "fabricscope: no python3 found; on Debian: apt-get install -y python3 python3-venv" >&2
+  exit 2
+fi
 if [ ! -x "$venv/bin/python" ]; then
-  if ! "$py" -m venv "$venv" 2>/dev/null; then
-    echo "fabricscope: '$py -m venv' failed; on Debian: apt-get install -y python3-venv" >&2
-    exit 2
+  if ! "$py" -m venv "$venv" >/dev/null 2>&1; then
+    rm -rf "$venv"
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+      echo "fabricscope: installing python3-venv (Debian)..." >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
+    fi
+    if ! "$py" -m venv "$venv"; then
+      echo "fabricscope: '$py -m venv' failed; on Debian: sudo apt-get install -y python3-venv" >&2
+      exit 2
+    fi
   fi
   "$venv/bin/python" -m pip install -q --upgrade pip >&2
 fi
