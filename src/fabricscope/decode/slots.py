@@ -103,7 +103,27 @@ S_IN_IF_FMT = _M + 33
 S_DGRAM = _M + 34  # index of the datagram within its source (frame index)
 M_PAYLOAD = _M + 35  # offset in buf where decoding stopped (payload of the last header)
 M_PAYLOAD_END = _M + 36  # end of that payload (after IP/UDP length trimming)
-NSLOTS = _M + 37
+# --- sFlow extended records (sflow/datagram.py) ------------------------------------------
+S_NEXT_HOP_VER = _M + 37  # extended router/gateway next hop (0:1002/0:1003)
+S_NEXT_HOP_HI = _M + 38
+S_NEXT_HOP_LO = _M + 39
+S_SRC_MASK = _M + 40  # extended router: source/destination prefix lengths
+S_DST_MASK = _M + 41
+S_AS = _M + 42  # extended gateway: the router's own AS
+S_SRC_AS = _M + 43
+S_PEER_AS = _M + 44  # AS of the source peer
+S_DST_AS = _M + 45  # last AS of the destination AS path
+S_TUN_DIR = _M + 46  # extended tunnel outer header (0:1023..1026): 1 egress, 2 ingress
+S_TUN_IPVER = _M + 47
+S_TUN_SRC_HI = _M + 48
+S_TUN_SRC_LO = _M + 49
+S_TUN_DST_HI = _M + 50
+S_TUN_DST_LO = _M + 51
+S_TUN_PROTO = _M + 52
+S_TUN_SPORT = _M + 53
+S_TUN_DPORT = _M + 54
+S_DECAP_OFF = _M + 55  # extended decapsulate egress/ingress (0:1027/0:1028): inner offset
+NSLOTS = _M + 56
 
 # --- scratch only (per frame, never in the output matrix) --------------------------------
 X_PT_TYPE = NH + 0  # pending tunnel: type, entered before the next header block
