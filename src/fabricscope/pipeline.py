@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -68,9 +69,9 @@ class FileDecoder:
         self.progress = progress
         self.packets = PacketDecoder(self.config)
         self.summary = DecodeSummary(path=self.path)
-        self._sflow = None
+        self._sflow: Any = None
 
-    def _sflow_decoder(self):  # type: ignore[no-untyped-def]
+    def _sflow_decoder(self) -> Any:
         if self._sflow is None:
             try:
                 from fabricscope.sflow import SflowDecoder  # type: ignore[attr-defined]

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="return-value,assignment,arg-type"
+# (numba kernels: NumPy int64 scalars stand for int; numba checks the types when it compiles)
 """Small numba helpers shared by the layer decoders: bounded big-endian reads, events."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="return-value,assignment,arg-type"
+# (numba kernels: NumPy int64 scalars stand for int; numba checks the types when it compiles)
 """ERSPAN type II and type III (draft-foschiano-erspan), carried in GRE.
 
 Type II (GRE protocol 0x88BE, GRE sequence number present), 8 octets::

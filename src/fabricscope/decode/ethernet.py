@@ -1,3 +1,5 @@
+# mypy: disable-error-code="return-value,assignment,arg-type"
+# (numba kernels: NumPy int64 scalars stand for int; numba checks the types when it compiles)
 """Ethernet II, IEEE 802.1Q and 802.1ad (QinQ) tags, and the ethertype dispatch.
 
 IEEE 802.3 / Ethernet II frame (no preamble, no FCS in captures)::

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="return-value,assignment,arg-type"
+# (numba kernels: NumPy int64 scalars stand for int; numba checks the types when it compiles)
 """GENEVE (RFC 8926; UDP 6081), options kept; OVN's option decoded.
 
 ::

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="return-value,assignment,arg-type"
+# (numba kernels: NumPy int64 scalars stand for int; numba checks the types when it compiles)
 """GRE (RFC 2784, key and sequence RFC 2890, routing RFC 1701), NVGRE (RFC 7637),
 enhanced GRE v1 (RFC 2637, PPTP).
 

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="return-value,assignment,arg-type"
+# (numba kernels: NumPy int64 scalars stand for int; numba checks the types when it compiles)
 """ICMP (RFC 792) and ICMPv6 (RFC 4443): type and code.
 
 ::

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="return-value,assignment,arg-type"
+# (numba kernels: NumPy int64 scalars stand for int; numba checks the types when it compiles)
 """Capture link layers other than Ethernet: Linux cooked v1/v2, BSD null/loopback, raw IP.
 
 Linux cooked capture v1 (LINKTYPE_LINUX_SLL = 113), 16 octets::

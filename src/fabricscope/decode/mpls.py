@@ -1,3 +1,5 @@
+# mypy: disable-error-code="return-value,assignment,arg-type"
+# (numba kernels: NumPy int64 scalars stand for int; numba checks the types when it compiles)
 """MPLS label stack (RFC 3032) on Ethernet, and MPLS-in-UDP (RFC 7510, UDP port 6635).
 
 Label stack entry::

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="return-value,assignment,arg-type"
+# (numba kernels: NumPy int64 scalars stand for int; numba checks the types when it compiles)
 """Network Service Header (RFC 8300), after VXLAN-GPE (next protocol 4) or ethertype 0x894F.
 
 ::

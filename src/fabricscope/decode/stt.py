@@ -1,3 +1,5 @@
+# mypy: disable-error-code="return-value,assignment,arg-type"
+# (numba kernels: NumPy int64 scalars stand for int; numba checks the types when it compiles)
 """STT (draft-davie-stt; TCP port 7471): a TCP-like header, then the STT frame header.
 
 The TCP header is decoded by tcp.py; its sequence number carries the STT frame length

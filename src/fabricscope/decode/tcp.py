@@ -1,3 +1,5 @@
+# mypy: disable-error-code="return-value,assignment,arg-type"
+# (numba kernels: NumPy int64 scalars stand for int; numba checks the types when it compiles)
 """TCP (RFC 9293): ports and flags; the destination port selects STT (7471).
 
 ::

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="return-value,assignment,arg-type"
+# (numba kernels: NumPy int64 scalars stand for int; numba checks the types when it compiles)
 """UDP (RFC 768); the destination port selects a tunnel through the UDP port table.
 
 ::

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="return-value,assignment,arg-type"
+# (numba kernels: NumPy int64 scalars stand for int; numba checks the types when it compiles)
 """VXLAN (RFC 7348; UDP 4789, and 8472 for Linux/flannel/Cilium) and VXLAN-GPE
 (draft-ietf-nvo3-vxlan-gpe; UDP 4790).
 

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="return-value,assignment,arg-type"
+# (numba kernels: NumPy int64 scalars stand for int; numba checks the types when it compiles)
 """The frame walk: decode one frame layer by layer, iteratively, into the slot matrix.
 
 Each step calls one layer decoder, chosen by the ``P_*`` code the previous layer

@@ -95,7 +95,7 @@ def scalar_array(vals: np.ndarray, t: LogicalType) -> pa.Array:
         return pa.array(vals, type=TS_TYPE)
     if t == "bool":
         return pa.array(vals > 0, type=pa.bool_())
-    arr = vals.astype(_NP[t], copy=False) if t == "i64" else vals.astype(_NP[t])
+    arr: np.ndarray = vals.astype(_NP[t], copy=False) if t == "i64" else vals.astype(_NP[t])
     if t == "i64":
         valid = vals != -1
     if valid.all():
@@ -119,7 +119,8 @@ def _tunnels_array(m: np.ndarray, n: int) -> pa.Array:
 
     def field(f: int) -> np.ndarray:
         rows = np.stack([m[S.tun_slot(k, f), :n] for k in range(S.MAX_DEPTH)], axis=1)
-        return rows[sel]
+        picked: np.ndarray = rows[sel]
+        return picked
 
     children: list[pa.Array] = []
     for _name, t, f in TUNNEL_FIELDS:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TextIO
 
 import typer
 
 ORDER = 10
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     ndjson = "ndjson"
     table = "table"
     parquet = "parquet"
@@ -21,7 +21,7 @@ class Format(str, Enum):
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 47: "gre", 58: "icmp6", 4: "ipip", 41: "ipv6"}
 
 
-def _flow(r: dict, prefix: str) -> str:  # type: ignore[type-arg]
+def _flow(r: dict[str, Any], prefix: str) -> str:
     src, dst = r.get(prefix + "src"), r.get(prefix + "dst")
     if src is None:
         mac = r.get(prefix + "eth_src")
@@ -122,20 +122,20 @@ class _Sink:
     def __init__(self, fmt: Format, output: Path | None) -> None:
         self.fmt = fmt
         self.output = output
-        self._pq = None
-        self._fh = None
-        self._console = None
+        self._pq: Any = None
+        self._fh: TextIO | None = None
+        self._console: Any = None
         if fmt is Format.ndjson:
             self._fh = open(output, "w") if output else sys.stdout  # noqa: SIM115
 
-    def write(self, batch):  # type: ignore[no-untyped-def]
+    def write(self, batch: Any) -> int:
         if self.fmt is Format.parquet:
             import pyarrow.parquet as pq
 
             if self._pq is None:
                 self._pq = pq.ParquetWriter(str(self.output), batch.schema, compression="zstd")
             self._pq.write_batch(batch)
-            return batch.num_rows
+            return int(batch.num_rows)
         if self.fmt is Format.ndjson:
             from fabricscope.records.present import write_ndjson
 
@@ -143,7 +143,7 @@ class _Sink:
             return write_ndjson(batch, self._fh)
         return self._table(batch)
 
-    def _table(self, batch) -> int:  # type: ignore[no-untyped-def]
+    def _table(self, batch: Any) -> int:
         from rich.console import Console
         from rich.table import Table
 
@@ -179,10 +179,10 @@ class _Sink:
         if self._fh is not None and self._fh is not sys.stdout:
             self._fh.close()
         if self._fh is sys.stdout:
-            sys.stdout.flush()
+            self._fh.flush()
 
 
-def _print_summary(s, written: int) -> None:  # type: ignore[no-untyped-def]
+def _print_summary(s: Any, written: int) -> None:
     from rich.console import Console
 
     con = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -1,0 +1,87 @@
+"""Options and helpers shared by the query commands (trace, impact, matrix, predict, check)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+DbOpt = Annotated[str | None, typer.Option(
+    "--db", help="store: a directory (embedded, default under the user's data dir, or "
+                 "$FABRICSCOPE_DB) or clickhouse://HOST:PORT/DB")]
+InventoryOpt = Annotated[str | None, typer.Option(
+    "--inventory", "-i", help="inventory YAML file, or an inventory history directory "
+                              "(default: what 'inventory load' recorded; 'none' for none)")]
+SinceOpt = Annotated[str | None, typer.Option(
+    "--since", help="start of the window: RFC 3339, -15m, -2h, now (default: until - 1h)")]
+UntilOpt = Annotated[str | None, typer.Option(
+    "--until", help="end of the window: RFC 3339, -15m, now (default: now)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+
+
+@contextmanager
+def open_source(db: str | None) -> Iterator[Any]:
+    """The store, read-only, as a query source."""
+    from fabricscope.store import open_store
+
+    store = open_store(db, write=False)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def proto_number(text: str | None) -> int | None:
+    """``tcp``/``udp``/``icmp``/``icmp6``/``gre`` or a number."""
+    from fabricscope.errors import UsageError
+
+    if text is None:
+        return None
+    names = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "icmp6": 58, "icmpv6": 58,
+             "sctp": 132}
+    t = text.strip().lower()
+    if t in names:
+        return names[t]
+    if t.isdigit() and 0 <= int(t) <= 255:
+        return int(t)
+    raise UsageError(f"--proto {text!r}: use tcp, udp, icmp, icmp6, gre or a number 0-255")
+
+
+def check_ip(text: str, option: str) -> str:
+    import ipaddress
+
+    from fabricscope.errors import UsageError
+
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not an IP address") from None
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"
+
+
+def human_count(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("", "k", "M", "G"):
+        if abs(n) < 1000:
+            return f"{n:.0f}{unit}" if unit == "" else f"{n:.1f}{unit}"
+        n /= 1000
+    return f"{n:.1f}T"
