@@ -411,3 +411,39 @@ def test_close_stops_iteration(tmp_path: Path) -> None:
     next(cap)
     cap.close()
     assert list(cap) == []
+
+
+@pytest.mark.parametrize("keep_every", [1, 2, 3, 0])
+def test_batches_kept_by_the_consumer_are_never_overwritten(tmp_path: Path,
+                                                            keep_every: int) -> None:
+    """The reader reuses buffers and columns only when no batch refers to them."""
+    frames = frames_for(3000, seed=8)
+    path = tmp_path / "k.pcap"
+    with PcapWriter(path, nanosecond=True) as w:
+        for i, f in enumerate(frames):
+            w.write(f, T0 + i)
+    kept: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    seen = 0
+    with open_capture(path, chunk_bytes=4096, batch_frames=7) as cap:
+        for k, b in enumerate(cap):
+            # check every batch as it comes, keep some parts of some of them
+            assert [b.frame(i) for i in range(len(b))] == frames[seen : seen + len(b)]
+            assert b.ts_ns.tolist() == [T0 + i for i in range(seen, seen + len(b))]
+            if keep_every and k % keep_every == 0:
+                kept.append((seen, b.buf, b.offset, b.ts_ns))  # not the batch object itself
+            seen += len(b)
+    assert seen == len(frames)
+    for start, buf, offset, ts in kept:
+        assert ts.tolist() == [T0 + i for i in range(start, start + len(ts))]
+        for i, o in enumerate(offset.tolist()):
+            assert buf[o : o + len(frames[start + i])].tobytes() == frames[start + i]
+
+
+def test_constant_columns_are_read_only(tmp_path: Path) -> None:
+    path = tmp_path / "c.pcap"
+    with PcapWriter(path) as w:
+        w.write(b"x" * 20, T0)
+    with open_capture(path) as cap:
+        (b,) = list(cap)
+    assert b.linktype.tolist() == [1] and not b.linktype.flags.writeable
+    assert b.ts_ns.flags.writeable

@@ -409,3 +409,22 @@ def test_truncated_gzip_pcapng(tmp_path: Path) -> None:
     got, err = drain(gz, chunk_bytes=4096)
     assert err is not None and "compressed stream is truncated" in str(err)
     assert 0 < len(got) < 3000 and got == frames[: len(got)]
+
+
+def test_batches_kept_by_the_consumer_are_never_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "k.pcapng"
+    frames, _ = two_interfaces(path, n=2000)
+    whole = read_all(path)
+    kept = []
+    seen = 0
+    with open_capture(path, chunk_bytes=2048, batch_frames=5) as cap:
+        for k, b in enumerate(cap):
+            if k % 3 == 0:
+                kept.append((seen, b.buf, b.offset, b.caplen, b.linktype, b.ts_ns))
+            seen += len(b)
+    for start, buf, offset, caplen, link, ts in kept:
+        n = len(offset)
+        assert link.tolist() == whole.linktype[start : start + n].tolist()
+        assert ts.tolist() == whole.ts_ns[start : start + n].tolist()
+        assert [buf[o : o + c].tobytes() for o, c in zip(offset, caplen, strict=True)] == \
+            frames[start : start + n]

@@ -63,7 +63,7 @@ import numpy as np
 from numba import njit
 
 from fabricscope.capture import linktypes
-from fabricscope.capture.frames import I64, U8
+from fabricscope.capture.frames import I8, I32, I64, U8
 from fabricscope.errors import InputError
 
 if TYPE_CHECKING:
@@ -188,12 +188,14 @@ class PcapParser:
     """Walks the records of a classic pcap stream (the header already consumed)."""
 
     format = "pcap"
+    per_frame_link = False
 
     def __init__(self, path: str, header: PcapHeader) -> None:
         self.path = path
         self.header = header
         self._frac_ns = 1 if header.nanosecond else 1000
         self._prec = 9 if header.nanosecond else 6
+        self._const: tuple[I32, I32, I8] | None = None
 
     @classmethod
     def open(cls, stream: Stream, path: str) -> PcapParser:
@@ -219,11 +221,18 @@ class PcapParser:
     def python_block(self, stream: Stream) -> int | str:
         raise AssertionError("classic pcap has no blocks for Python")  # pragma: no cover
 
-    def finish(self, arr: BatchArrays, n: int) -> None:
-        """Fill the per-file columns (link type, interface, precision) of a batch."""
-        arr.linktype[:n] = self.header.linktype
-        arr.iface[:n] = 0
-        arr.ts_prec[:n] = self._prec
+    def columns(self, arr: BatchArrays, n: int) -> tuple[I32, I32, I8]:
+        """The link type, interface and precision columns of a batch: the same for the whole
+        file, so slices of shared read-only arrays."""
+        if self._const is None or self._const[0].shape[0] < n:
+            size = max(n, arr.offset.shape[0])
+            const = (np.full(size, self.header.linktype, np.int32), np.zeros(size, np.int32),
+                     np.full(size, self._prec, np.int8))
+            for col in const:
+                col.flags.writeable = False
+            self._const = const
+        link, iface, prec = self._const
+        return link[:n], iface[:n], prec[:n]
 
     def error(self, code: int, a: int, b: int, c: int) -> str:
         """The message for a walker error (the caller adds path and offset)."""

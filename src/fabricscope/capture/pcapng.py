@@ -308,6 +308,7 @@ class PcapngParser:
     """Walks the blocks of a pcapng stream (starting at its first SHB)."""
 
     format = "pcapng"
+    per_frame_link = True
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -327,8 +328,9 @@ class PcapngParser:
         stream.pos = int(pos)
         return int(n), int(status), int(code), int(a), int(b), int(c)
 
-    def finish(self, arr: BatchArrays, n: int) -> None:
-        """Nothing to add: the walker fills every column."""
+    def columns(self, arr: BatchArrays, n: int) -> tuple[I32, I32, I8]:
+        """The link type, interface and precision columns of a batch (filled per frame)."""
+        return arr.linktype[:n], arr.iface[:n], arr.ts_prec[:n]
 
     def python_block(self, stream: Stream) -> int | str:
         """Parse the SHB or IDB at the stream position.

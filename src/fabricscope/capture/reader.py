@@ -22,11 +22,15 @@ header, captured length at offset 8; pcapng: block type then Block Total Length)
    +--------------------------------+       +--------------------------------+
 ```
 
-Memory stays bounded whatever the file size: the file is read ``chunk_bytes`` at a time
-into a fresh buffer (batches handed out keep theirs); a record cut by the end of a chunk is
-carried into the next one, and a record bigger than a chunk grows the read for that record
-only, by doubling, so a lying length costs at most twice the bytes the file really has
-(and any length above 256 MiB is an error without reading further).
+Memory stays bounded whatever the file size: the file is read into buffers of
+``chunk_bytes`` (filled 1 MiB at a time, so the walker finds the bytes still in the CPU
+cache); batches handed out keep their buffer alive and it is never written again where
+they can see it. A record cut by the end of a chunk is carried into the next one, and a
+record bigger than a chunk grows the buffer for that record only, by doubling, so a lying
+length costs at most twice the bytes the file really has (and any length above 256 MiB is
+an error without reading further). A buffer or batch columns the consumer no longer
+refers to are reused (checked with their reference counts), which spares the page faults
+of fresh memory.
 
 The per-record work runs in numba walkers; Python runs once per batch (and once per
 pcapng section or interface block).
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -61,18 +66,24 @@ from fabricscope.errors import InputError, UsageError
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 MIN_CHUNK: Final = 64
+READ_STEP: Final = 1 << 20
+"""Bytes read at a time into a chunk buffer (about what stays in the CPU cache)."""
 
 
 class Stream:
     """A window on the (decompressed) byte stream: ``buf[pos:end]`` is unread data.
 
-    ``base`` is the stream offset of ``buf[0]``. :meth:`refill` always moves to a new
-    buffer, so a buffer that frames were handed out from is never written again.
+    ``base`` is the stream offset of ``buf[0]``. A buffer holds ``chunk`` bytes; it is
+    filled ``READ_STEP`` bytes at a time (so the walker reads bytes that are still in the
+    CPU cache), and bytes below ``end`` are never written again: batches handed out see
+    ``buf[:end]`` as it was. When the buffer is full, :meth:`refill` moves to another one.
     """
 
     def __init__(self, src: io.RawIOBase | io.BufferedIOBase, chunk_bytes: int) -> None:
         self._src = src
         self.chunk = chunk_bytes
+        self.step = min(chunk_bytes, READ_STEP)
+        self._spare: U8 | None = None  # the chunk before the current one, for reuse
         self.buf: U8 = np.zeros(0, np.uint8)
         self.pos = 0
         self.end = 0
@@ -98,21 +109,48 @@ class Stream:
         while self.available() < need and not self.eof:
             self.refill(need)
 
+    def must_move(self, need: int) -> bool:
+        """Whether buffering ``need`` bytes from pos takes another buffer (frames found in
+        this one must be handed out first)."""
+        return bool(self.pos + need > self.buf.shape[0])
+
     def refill(self, need: int) -> None:
-        """Read on into a new buffer that keeps the unread tail: a chunk, or up to twice the
-        tail when one record is bigger than a chunk."""
+        """Read on towards ``need`` bytes from pos (at least one byte, or reach the end).
+
+        In place when the current buffer has room for them; else into another buffer that
+        starts with the unread tail: a chunk, or up to twice the tail when one record is
+        bigger than a chunk (so a lying length costs at most twice the bytes the file
+        really has). That buffer is new, or the chunk before the current one when nothing
+        outside the reader refers to it any more (no batch handed out from it is alive):
+        reusing it spares the page faults of fresh memory.
+        """
         if self.eof:
             return
+        if not self.must_move(need):
+            want = min(self.buf.shape[0] - self.end, max(self.step, self.pos + need - self.end))
+            got = self._read_into(self.buf[self.end : self.end + want])
+            self.end += got
+            if got < want:
+                self.eof = True
+            return
         tail = self.end - self.pos
-        want = max(self.chunk, min(need, 2 * tail))
-        new = np.empty(want, np.uint8)
+        size = max(self.chunk, min(need, 2 * tail))
+        if (self._spare is not None and self._spare.shape[0] == size
+                and sys.getrefcount(self._spare) <= _HELD_ONCE):
+            new = self._spare
+        else:
+            new = np.empty(size, np.uint8)
+        self._spare = None
         new[:tail] = self.buf[self.pos : self.end]
-        got = self._read_into(new[tail:])
+        want = min(size - tail, max(self.step, need - tail))
+        got = self._read_into(new[tail : tail + want])
         self.base += self.pos
+        if self.buf.shape[0] == self.chunk:
+            self._spare = self.buf
         self.buf = new
         self.pos = 0
         self.end = tail + got
-        if got < want - tail:
+        if got < want:
             self.eof = True
 
     def _read_into(self, dest: U8) -> int:
@@ -145,22 +183,45 @@ def _describe(exc: BaseException) -> str:
     return f"read error ({exc})"
 
 
+class _Probe:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = np.empty(1, np.uint8)
+
+
+_PROBE: Final = _Probe()
+_HELD_ONCE: Final = sys.getrefcount(_PROBE.value)
+"""What sys.getrefcount(getattr(holder, name)) says of an object only ``holder`` refers to
+(calibrated here rather than assumed: the count includes the call's own references)."""
+
+
 class BatchArrays:
-    """Columns a walker fills for one batch (allocated per batch: batches handed out are
-    never written again)."""
+    """Columns a walker fills for one batch.
+
+    A batch handed out is never written again: its columns are reused for a later batch
+    only once nothing outside the reader refers to them (see :meth:`reusable`).
+    """
 
     __slots__ = ("caplen", "file_offset", "iface", "linktype", "offset", "ts_ns", "ts_prec",
                  "wirelen")
+    _COLUMNS: Final = __slots__
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, per_frame_link: bool = True) -> None:
         self.offset: I64 = np.empty(size, np.int64)
         self.caplen: I64 = np.empty(size, np.int64)
         self.wirelen: I64 = np.empty(size, np.int64)
         self.ts_ns: I64 = np.empty(size, np.int64)
         self.file_offset: I64 = np.empty(size, np.int64)
-        self.linktype: I32 = np.empty(size, np.int32)
-        self.iface: I32 = np.empty(size, np.int32)
-        self.ts_prec: I8 = np.empty(size, np.int8)
+        small = size if per_frame_link else 0  # pcap: shared constant columns instead
+        self.linktype: I32 = np.empty(small, np.int32)
+        self.iface: I32 = np.empty(small, np.int32)
+        self.ts_prec: I8 = np.empty(small, np.int8)
+
+    def reusable(self) -> bool:
+        """True when no batch (nor any view of one) still refers to these columns."""
+        return all(sys.getrefcount(getattr(self, name)) <= _HELD_ONCE
+                   for name in self._COLUMNS)
 
 
 @dataclass(slots=True)
@@ -269,12 +330,12 @@ class Capture:
 
     def _emit(self, arr: BatchArrays, n: int) -> FrameBatch:
         assert self._parser is not None
-        self._parser.finish(arr, n)
+        linktype, iface, ts_prec = self._parser.columns(arr, n)
         s = self._stream
         batch = FrameBatch(
             buf=s.buf[: s.end], offset=arr.offset[:n], caplen=arr.caplen[:n],
-            wirelen=arr.wirelen[:n], ts_ns=arr.ts_ns[:n], linktype=arr.linktype[:n],
-            iface=arr.iface[:n], ts_prec=arr.ts_prec[:n], file_offset=arr.file_offset[:n])
+            wirelen=arr.wirelen[:n], ts_ns=arr.ts_ns[:n], linktype=linktype,
+            iface=iface, ts_prec=ts_prec, file_offset=arr.file_offset[:n])
         st = self.stats
         st.frames += n
         st.bytes += int(batch.caplen.sum())
@@ -296,14 +357,28 @@ class Capture:
         assert parser is not None
         s = self._stream
         size = self._batch_frames
-        arr = BatchArrays(size)
+        retired: list[BatchArrays] = []
+
+        def fresh() -> BatchArrays:
+            # the columns of an earlier batch, if nothing refers to them any more
+            for i, old in enumerate(retired):
+                if old.reusable():
+                    return retired.pop(i)
+            return BatchArrays(size, parser.per_frame_link)
+
+        def retire(done: BatchArrays) -> BatchArrays:
+            retired.append(done)
+            del retired[:-2]  # keep a couple: the consumer usually holds the last batch
+            return fresh()
+
+        arr = fresh()
         n = 0
         while True:
             n, status, code, a, b, c = parser.walk(s, arr, n)
             self.stats.file_bytes = s.file_pos()
             if status == ST_FULL:
                 yield self._emit(arr, n)
-                arr, n = BatchArrays(size), 0
+                arr, n = retire(arr), 0
             elif status in (ST_NEED, ST_PYTHON):
                 if status == ST_PYTHON:
                     res = parser.python_block(s)
@@ -315,9 +390,9 @@ class Capture:
                 else:
                     need = code
                 if need:
-                    if n:  # the frames live in the current buffer: hand them out first
+                    if n and s.must_move(need):  # hand out the frames of this buffer first
                         yield self._emit(arr, n)
-                        arr, n = BatchArrays(size), 0
+                        arr, n = retire(arr), 0
                     s.refill(need)
             elif status == ST_END:
                 if n:
