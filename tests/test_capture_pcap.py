@@ -447,3 +447,35 @@ def test_constant_columns_are_read_only(tmp_path: Path) -> None:
         (b,) = list(cap)
     assert b.linktype.tolist() == [1] and not b.linktype.flags.writeable
     assert b.ts_ns.flags.writeable
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_reads_from_a_pipe(tmp_path: Path, compress: bool) -> None:
+    import os
+    import threading
+
+    frames = frames_for(400, seed=12)
+    src = tmp_path / "src.pcap"
+    with PcapWriter(src) as w:
+        for f in frames:
+            w.write(f, T0)
+    data = src.read_bytes()
+    if compress:
+        data = gzip.compress(data)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with fifo.open("wb") as f:
+            for i in range(0, len(data), 1000):  # small writes: short reads on the pipe
+                f.write(data[i : i + 1000])
+
+    t = threading.Thread(target=feed)
+    t.start()
+    try:
+        with open_capture(fifo, chunk_bytes=4096) as cap:
+            assert cap.compressed == compress
+            got = [b.frame(i) for b in cap for i in range(len(b))]
+    finally:
+        t.join(timeout=10)
+    assert got == frames

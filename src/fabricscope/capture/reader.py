@@ -79,8 +79,10 @@ class Stream:
     ``buf[:end]`` as it was. When the buffer is full, :meth:`refill` moves to another one.
     """
 
-    def __init__(self, src: io.RawIOBase | io.BufferedIOBase, chunk_bytes: int) -> None:
+    def __init__(self, src: io.BufferedIOBase, chunk_bytes: int, *,
+                 gzip_stream: bool = False) -> None:
         self._src = src
+        self._gzip = gzip_stream
         self.chunk = chunk_bytes
         self.step = min(chunk_bytes, READ_STEP)
         self._spare: U8 | None = None  # the chunk before the current one, for reuse
@@ -160,11 +162,11 @@ class Stream:
         src = self._src
         try:
             while got < size:
-                if isinstance(src, io.BufferedIOBase):
-                    # gzip: one decompression step at a time, so that data decompressed
-                    # before a corrupt or truncated part is never lost with the exception
+                if self._gzip:
+                    # one decompression step at a time, so that data decompressed before
+                    # a corrupt or truncated part is never lost with the exception
                     n = src.readinto1(view[got:])
-                else:
+                else:  # a large readinto bypasses the BufferedReader's own buffer
                     n = src.readinto(view[got:])
                 if not n:
                     break
@@ -262,21 +264,20 @@ class Capture:
         self.stats = CaptureStats()
         self._batch_frames = batch_frames
         try:
-            raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+            raw = open(self.path, "rb")  # noqa: SIM115 - closed by close()
         except OSError as exc:
             raise InputError(f"cannot open capture: {exc.strerror}", path=self.path) from None
         self._raw = raw
         self._gz: gzip.GzipFile | None = None
         try:
-            head = raw.read(2) or b""
-            raw.seek(0)
-            self.compressed = head == GZIP_MAGIC
+            # peek, not seek: pipes and process substitution work too
+            self.compressed = raw.peek(2)[:2] == GZIP_MAGIC
             if self.compressed:
                 self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
-                src: io.RawIOBase | io.BufferedIOBase = self._gz
+                src: io.BufferedIOBase = self._gz
             else:
                 src = raw
-            self._stream = Stream(src, chunk_bytes)
+            self._stream = Stream(src, chunk_bytes, gzip_stream=self.compressed)
             self._parser = self._detect()
         except BaseException:
             self.close()
