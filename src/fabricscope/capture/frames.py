@@ -89,7 +89,10 @@ def _gather(src: U8, offset: I64, caplen: I64, dst: U8, dst_offset: I64, start: 
         o = offset[i]
         n = caplen[i]
         dst_offset[i] = pos
-        dst[pos : pos + n] = src[o : o + n]
+        a = src[o : o + n]
+        b = dst[pos : pos + n]
+        for j in range(n):  # faster in numba than slice assignment for short frames
+            b[j] = a[j]
         pos += n
     return pos
 

@@ -96,7 +96,10 @@ def _pack_records(buf: U8, offset: I64, caplen: I64, wirelen: I64, ts_ns: I64,
         _wr32(out, pos + 8, n, big)
         _wr32(out, pos + 12, wirelen[i] & 0xFFFFFFFF, big)
         o = offset[i]
-        out[pos + 16 : pos + 16 + n] = buf[o : o + n]
+        src = buf[o : o + n]
+        dst = out[pos + 16 : pos + 16 + n]
+        for j in range(n):  # an element loop over views: far faster in numba than
+            dst[j] = src[j]  # slice assignment (which guards against overlap) for short frames
         pos += 16 + n
     return pos
 
