@@ -96,7 +96,8 @@ def scalar_array(vals: np.ndarray, t: LogicalType) -> pa.Array:
     if t == "bool":
         return pa.array(vals > 0, type=pa.bool_())
     arr: np.ndarray = vals.astype(_NP[t], copy=False) if t == "i64" else vals.astype(_NP[t])
-    if t == "i64":
+    if t in ("i64", "u64"):
+        # 64-bit ids (an STT context) may have the top bit set: only -1 means absent
         valid = vals != -1
     if valid.all():
         return pa.array(arr)
