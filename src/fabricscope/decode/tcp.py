@@ -16,6 +16,9 @@
     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 
 ``tcp_flags`` holds the low 9 bits of the offset/flags word (NS..FIN).
+The header is Data Offset x 4 octets; if the capture ends inside it (options included)
+the record is marked ``truncated_tcp``, keeping the ports and flags when they were
+captured.
 """
 
 from __future__ import annotations
@@ -49,10 +52,7 @@ def decode_tcp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray
     if off < 20:
         event(ev, m, i, E.EV_TCP_BAD_OFFSET)
         return pos, P_END
-    nxt = tables[T_TCP, dport]
-    if nxt == P_END:
-        return pos + off, P_END
-    if end - pos < off:
+    if end - pos < off:  # the header (options too) was cut: ports and flags are kept
         event(ev, m, i, E.EV_TRUNCATED_TCP)
         return pos, P_END
-    return pos + off, nxt
+    return pos + off, tables[T_TCP, dport]
