@@ -175,6 +175,23 @@ def walk_blocks(buf: U8, pos: int, end: int, base: int, eof: bool, big: bool, n:
     Stops with ST_PYTHON at a section header or interface description block, which
     Python parses (``if_*`` are the section's interface tables, ``if_count`` long).
     """
+    # one copy of the loop per byte order, the order a constant in each
+    if big:
+        return _walk_blocks(buf, pos, end, base, eof, True, n, offset, caplen, wirelen, ts_ns,
+                            file_offset, linktype, iface, ts_prec, if_count, if_link, if_snap,
+                            if_mode, if_a, if_b, if_off, if_prec)
+    return _walk_blocks(buf, pos, end, base, eof, False, n, offset, caplen, wirelen, ts_ns,
+                        file_offset, linktype, iface, ts_prec, if_count, if_link, if_snap,
+                        if_mode, if_a, if_b, if_off, if_prec)
+
+
+@njit(cache=True)
+def _walk_blocks(buf: U8, pos: int, end: int, base: int, eof: bool, big: bool, n: int,
+                 offset: I64, caplen: I64, wirelen: I64, ts_ns: I64, file_offset: I64,
+                 linktype: I32, iface: I32, ts_prec: I8,
+                 if_count: int, if_link: I32, if_snap: I64, if_mode: I64, if_a: I64,
+                 if_b: I64, if_off: I64, if_prec: I8,
+                 ) -> tuple[int, int, int, int, int, int, int]:
     cap = offset.shape[0]
     while n < cap:
         left = end - pos
