@@ -13,7 +13,12 @@ from typing import Any, TextIO
 
 import pyarrow as pa
 
-from fabricscope.records.schema import CONTRACT_FIELDS, TUNNEL_AB_NAMES
+from fabricscope.records.schema import (
+    CONTRACT_FIELDS,
+    COUNTER_COLUMNS,
+    PACKET_COLUMNS,
+    TUNNEL_AB_NAMES,
+)
 from fabricscope.timeutil import format_ns
 
 _V4_PREFIX = b"\x00" * 10 + b"\xff\xff"
@@ -56,7 +61,7 @@ def _tunnel(t: dict[str, Any]) -> dict[str, Any]:
 
 
 _MAC = {"eth_src", "eth_dst", "inner_eth_src", "inner_eth_dst"}
-_IP = {"src", "dst", "inner_src", "inner_dst", "agent"}
+_IP = {c.name for c in (*PACKET_COLUMNS, *COUNTER_COLUMNS) if c.type == "ip"}
 _HIDDEN = {"ts_prec", "file_offset", "linktype", "iface", "geneve_options"}
 
 

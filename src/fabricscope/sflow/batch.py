@@ -1,0 +1,68 @@
+"""Arrow batches from the sFlow walk: records (the packet schema) and counters.
+
+Flow and discard samples become record batches with exactly the packet record schema
+(``records.arrow.packet_batch`` over the slot matrix, so the two never drift apart).
+Counter samples become the counters batch, whose columns are ``records.schema.
+COUNTER_COLUMNS`` filled from the counters matrix of ``sflow/layout.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from fabricscope.records.arrow import (
+    COUNTER_SCHEMA,
+    STR_TYPE,
+    arrow_type,
+    dict_array,
+    ip_array,
+    scalar_array,
+)
+from fabricscope.records.schema import COUNTER_COLUMNS, KIND_COUNTERS, KIND_NAMES
+from fabricscope.sflow.layout import C_NAME_LEN, C_NAME_OFF, COUNTER_IP_SLOTS, COUNTER_SLOTS
+
+
+def _names(cm: np.ndarray, n: int, buf: np.ndarray) -> pa.Array:
+    """Port names (0:1005) as a dictionary<int16, string> array; bytes that are not UTF-8
+    are replaced (U+FFFD), never an error."""
+    off = cm[C_NAME_OFF, :n]
+    valid = off >= 0
+    if not valid.any():
+        return pa.nulls(n, STR_TYPE)
+    ln = np.where(valid, np.maximum(cm[C_NAME_LEN, :n], 0), 0)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(ln, out=offsets[1:])
+    total = int(offsets[-1])
+    rec = np.repeat(np.arange(n), ln)
+    pos = np.arange(total) - offsets[:-1][rec] + off[rec]
+    data = buf[pos] if total else np.zeros(0, np.uint8)
+    validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    raw = pa.BinaryArray.from_buffers(pa.binary(), n,
+                                      [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
+    enc = raw.dictionary_encode()
+    uniques = [b.decode("utf-8", errors="replace") for b in enc.dictionary.to_pylist()]
+    return pa.DictionaryArray.from_arrays(enc.indices.cast(pa.int16()),
+                                          pa.array(uniques, pa.string()))
+
+
+def counter_batch(cm: np.ndarray, n: int, buf: np.ndarray) -> pa.RecordBatch:
+    """The counters batch from the first ``n`` rows of counters matrix ``cm``; ``buf`` is
+    the buffer the datagrams were decoded from (for port names)."""
+    arrays: list[pa.Array] = []
+    for c in COUNTER_COLUMNS:
+        if c.name == "kind":
+            arrays.append(dict_array(np.full(n, KIND_COUNTERS, np.int64), KIND_NAMES))
+        elif c.name == "port_name":
+            arrays.append(_names(cm, n, buf))
+        elif c.type == "ip":
+            hi, lo, ver = COUNTER_IP_SLOTS[c.name]
+            arrays.append(ip_array(cm[hi, :n], cm[lo, :n], cm[ver, :n] > 0))
+        else:
+            arrays.append(scalar_array(cm[COUNTER_SLOTS[c.name], :n], c.type))
+    fields = [pa.field(c.name, arrow_type(c.type)) for c in COUNTER_COLUMNS]
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def empty_counter_batch() -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist([], schema=COUNTER_SCHEMA)
