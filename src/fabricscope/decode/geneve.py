@@ -20,7 +20,8 @@ Option TLV::
     |                 Variable-Length Option Data (Length x 4)      |
 
 Opt Len and option Length count 4-octet words. Version must be 0, else the datagram is
-kept as UDP (``geneve_fallback_udp``). The options of the outermost GENEVE layer are kept
+kept as UDP (``geneve_fallback_udp``); a fixed header cut off by the capture is
+``truncated_geneve`` (no tunnel layer), options cut off keep the layer and its VNI. The options of the outermost GENEVE layer are kept
 raw (``geneve_options`` column). OVN (class 0x0102, type 0x80, 4 octets): bits 30-16 the
 logical ingress port key -> layer ``a``, bits 15-0 the egress port key -> layer ``b``;
 the VNI is the OVN datapath tunnel key. Protocol 0x6558 is Ethernet; others are ethertypes.
@@ -36,6 +37,7 @@ from fabricscope.decode.common import event, rd16, rd24, rd32
 from fabricscope.decode.protocols import P_END, TUN_GENEVE
 from fabricscope.decode.slots import X_PT_A, X_PT_B, X_PT_GLEN, X_PT_GOFF, X_PT_TYPE, X_PT_VNI
 from fabricscope.decode.tables import T_ETHERTYPE
+from fabricscope.decode.udp import udp_cut
 
 OVN_CLASS = 0x0102
 OVN_TYPE = 0x80
@@ -44,13 +46,13 @@ OVN_TYPE = 0x80
 @njit(cache=True)
 def decode_geneve(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                   ev: np.ndarray, tables: np.ndarray) -> tuple[int, int]:
-    if end - pos < 8:
+    if end > pos and np.int64(buf[pos]) >> 6 != 0:  # version != 0: stays plain UDP
         event(ev, m, i, E.EV_GENEVE_FALLBACK)
+        return pos, P_END
+    if end - pos < 8:  # cut by the capture, or too short to be GENEVE
+        event(ev, m, i, E.EV_TRUNCATED_GENEVE if udp_cut(buf, pos, end) else E.EV_GENEVE_FALLBACK)
         return pos, P_END
     b0 = np.int64(buf[pos])
-    if b0 >> 6 != 0:
-        event(ev, m, i, E.EV_GENEVE_FALLBACK)
-        return pos, P_END
     optlen = (b0 & 0x3F) * 4
     proto = rd16(buf, pos + 2)
     s[X_PT_TYPE] = TUN_GENEVE

@@ -28,6 +28,7 @@ from fabricscope.decode import events as E
 from fabricscope.decode.common import event, rd32
 from fabricscope.decode.protocols import P_END, P_ETH, P_IP_GUESS, TUN_MPLS_UDP
 from fabricscope.decode.slots import H_MPLS, H_MPLS_N, X_PT_A, X_PT_B, X_PT_TYPE, X_PT_VNI
+from fabricscope.decode.udp import udp_cut
 
 MAX_LABELS = 16
 
@@ -69,8 +70,8 @@ def decode_mpls(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarra
 @njit(cache=True)
 def decode_mpls_udp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray,
                     i: int, ev: np.ndarray) -> tuple[int, int]:
-    if end - pos < 4:
-        event(ev, m, i, E.EV_MPLS_UDP_FALLBACK)
+    if end - pos < 4:  # cut by the capture, or no label at all
+        event(ev, m, i, E.EV_TRUNCATED_MPLS if udp_cut(buf, pos, end) else E.EV_MPLS_UDP_FALLBACK)
         return pos, P_END
     n = 0
     top = np.int64(-1)

@@ -14,6 +14,10 @@
 
 The payload ends at Length when it is sane (>= 8); a tunnel is chosen by the destination
 port only (VXLAN/GENEVE senders hash the source port, so it carries no meaning).
+
+A tunnel decoder that finds fewer bytes than its header asks :func:`udp_cut` whether the
+capture stopped inside the datagram (Length claims more: ``truncated_*``) or the datagram
+really is that short (not the tunnel: it stays plain UDP, ``*_fallback_udp``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,14 @@ from fabricscope.decode.common import event, rd16
 from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import H_DPORT, H_SPORT
 from fabricscope.decode.tables import T_UDP
+
+
+@njit(inline="always", cache=True)
+def udp_cut(buf: np.ndarray, pos: int, end: int) -> bool:
+    """For the payload at ``pos`` of a UDP datagram (the header is the 8 octets before it):
+    does the datagram's Length claim bytes beyond ``end``?"""
+    ulen = rd16(buf, pos - 4)
+    return ulen >= 8 and pos - 8 + ulen > end
 
 
 @njit(cache=True)

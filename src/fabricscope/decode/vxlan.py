@@ -14,7 +14,9 @@ VXLAN::
     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 
 The I flag must be set; otherwise the datagram is kept as plain UDP (event
-``vxlan_fallback_udp``) instead of inventing a VNI. With the G flag (VXLAN-GBP, used by
+``vxlan_fallback_udp``) instead of inventing a VNI. A header cut off by the capture is
+``truncated_vxlan`` (no tunnel layer, no VNI); a datagram shorter than the header is
+plain UDP too. With the G flag (VXLAN-GBP, used by
 Cilium and OVS), the group policy id goes to the layer's ``a``. Ethernet follows.
 
 VXLAN-GPE::
@@ -47,19 +49,19 @@ from fabricscope.decode.protocols import (
     TUN_VXLAN_GPE,
 )
 from fabricscope.decode.slots import X_PT_A, X_PT_TYPE, X_PT_VNI
+from fabricscope.decode.udp import udp_cut
 
 
 @njit(cache=True)
 def decode_vxlan(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                  ev: np.ndarray) -> tuple[int, int]:
-    if end - pos < 8:
-        # too short to be VXLAN: the datagram stays plain UDP
+    if end > pos and not buf[pos] & 0x08:  # no I flag: not VXLAN, the datagram stays UDP
         event(ev, m, i, E.EV_VXLAN_FALLBACK)
+        return pos, P_END
+    if end - pos < 8:  # cut by the capture, or too short to be VXLAN
+        event(ev, m, i, E.EV_TRUNCATED_VXLAN if udp_cut(buf, pos, end) else E.EV_VXLAN_FALLBACK)
         return pos, P_END
     flags = np.int64(buf[pos])
-    if not flags & 0x08:
-        event(ev, m, i, E.EV_VXLAN_FALLBACK)
-        return pos, P_END
     s[X_PT_TYPE] = TUN_VXLAN
     s[X_PT_VNI] = rd24(buf, pos + 4)
     if flags & 0x80:
@@ -86,14 +88,14 @@ def next_proto_gpe_nsh(np_: int) -> int:
 @njit(cache=True)
 def decode_vxlan_gpe(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray,
                      i: int, ev: np.ndarray) -> tuple[int, int]:
+    if end > pos and ((np.int64(buf[pos]) >> 4) & 3 != 0 or not buf[pos] & 0x08):
+        event(ev, m, i, E.EV_VXLAN_GPE_FALLBACK)  # version != 0 or no I flag: stays UDP
+        return pos, P_END
     if end - pos < 8:
-        event(ev, m, i, E.EV_VXLAN_GPE_FALLBACK)
+        event(ev, m, i,
+              E.EV_TRUNCATED_VXLAN if udp_cut(buf, pos, end) else E.EV_VXLAN_GPE_FALLBACK)
         return pos, P_END
     flags = np.int64(buf[pos])
-    ver = (flags >> 4) & 3
-    if ver != 0 or not flags & 0x08:
-        event(ev, m, i, E.EV_VXLAN_GPE_FALLBACK)
-        return pos, P_END
     s[X_PT_TYPE] = TUN_VXLAN_GPE
     s[X_PT_VNI] = rd24(buf, pos + 4)
     nxt = P_ETH
