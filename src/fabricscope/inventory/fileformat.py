@@ -331,7 +331,8 @@ def _schema_problems(data: Any, lines: LineMap, file: str) -> list[Problem]:
                                f"missing required field {missing!r}"))
             continue
         if v == "format":
-            msg = f"{_short(inst)} is not a valid {FORMAT_NAMES.get(err.validator_value, err.validator_value)}"
+            what = FORMAT_NAMES.get(err.validator_value, err.validator_value)
+            msg = f"{_short(inst)} is not a valid {what}"
         elif v == "type":
             want = err.validator_value if isinstance(err.validator_value, list) else [
                 err.validator_value]
