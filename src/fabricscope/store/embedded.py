@@ -1,0 +1,729 @@
+"""The embedded store: a directory of time-partitioned Parquet files, queried with DuckDB.
+
+```
+<root>/store.json                      format, schema version, retention
+<root>/writer.lock                     flock'ed by the one writer (holds its pid)
+<root>/_log/<seq>.json                 commit log (see catalog.py); the commit point
+<root>/_log/<seq>.checkpoint.json      the whole file list every 64 commits
+<root>/records/dt=YYYY-MM-DD/hr=HH/<seq>-<n>.parquet
+<root>/counters/dt=YYYY-MM-DD/hr=HH/...
+<root>/records_1m/dt=YYYY-MM-DD/...    per-minute aggregates, partitioned by day
+<root>/counters_1m/dt=YYYY-MM-DD/...
+```
+
+One writer (a collector, ``ingest``) and any number of readers at once: the writer takes
+``writer.lock`` (non-blocking: a second writer fails at once, naming the first one's pid),
+writes each file under a temporary name, syncs it, renames it into its partition, and
+then commits the batch with one log entry. Readers open an in-memory DuckDB and query the
+files of the newest committed snapshot. A crash loses at most the batch being written;
+the next writer removes its leftovers (files no entry names).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import itertools
+import json
+import os
+import re
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from fabricscope.records.ddl import ROLLUPS, TABLES, duckdb_create_table, rollup_select
+from fabricscope.records.schema import SCHEMA_VERSION
+from fabricscope.store.base import DEFAULT_RETENTION, DEFAULT_RETENTION_1M, Store, Window
+from fabricscope.store.catalog import (
+    LOG_DIR,
+    Catalog,
+    FileEntry,
+    Snapshot,
+    fsync_dir,
+    fsync_file,
+    walk_files,
+    write_atomic,
+)
+from fabricscope.store.conform import conform_input
+from fabricscope.store.errors import (
+    DiskFull,
+    StoreCorrupt,
+    StoreError,
+    StoreLocked,
+    StoreVersionError,
+)
+
+FORMAT = "fabricscope-store"
+STORE_JSON = "store.json"
+LOCK_FILE = "writer.lock"
+DATASETS: tuple[str, ...] = ("records", "counters", "records_1m", "counters_1m")
+HOURLY = frozenset({"records", "counters"})
+HOUR_NS = 3_600 * 10**9
+DAY_NS = 86_400 * 10**9
+
+SMALL_FILE_ROWS = 2_000_000
+"""Files with fewer rows are merged by compaction (bigger ones are left alone)."""
+COMPACT_MIN_FILES = 8
+"""The writer compacts a partition once it has this many small files."""
+DELETE_GRACE_S = 30.0
+"""Files replaced by compaction or dropped by retention stay this long for readers that
+listed them just before (a reader that still misses one retries with a new listing)."""
+RETENTION_EVERY_S = 600.0
+ROW_GROUP = 131_072
+SORT_KEYS: dict[str, str] = {
+    "records": "inner_src, inner_dst, ts",
+    "counters": "agent, ifindex, ts",
+    "records_1m": "inner_src, inner_dst, ts",
+    "counters_1m": "agent, ifindex, ts",
+}
+_SQL_START = re.compile(r"^\s*(\(|select\b|with\b|from\b|values\b|describe\b|summarize\b"
+                        r"|show\b|explain\b|pivot\b|unpivot\b|table\b)", re.IGNORECASE)
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+def _parts(table: pa.Table, ds: str) -> list[tuple[str, pa.Table, int, int]]:
+    """Split ``table`` by partition: [(partition path, rows, min ts, max ts)]."""
+    if table.num_rows == 0:
+        return []
+    ts = np.asarray(table.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False),
+                    dtype=np.int64)
+    step = HOUR_NS if ds in HOURLY else DAY_NS
+    key = ts // step
+    out = []
+    groups: list[tuple[int, np.ndarray | None]]
+    if key.min() == key.max():
+        groups = [(int(key[0]), None)]
+    else:
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        cut = np.flatnonzero(np.diff(sk)) + 1
+        bounds = [0, *cut.tolist(), len(sk)]
+        groups = [(int(sk[a]), order[a:b]) for a, b in itertools.pairwise(bounds)]
+    for k, idx in groups:
+        sub = table if idx is None else table.take(pa.array(idx))
+        t = ts if idx is None else ts[idx]
+        d = datetime.fromtimestamp(k * step / 1e9, UTC)
+        part = f"dt={d:%Y-%m-%d}/hr={d:%H}" if ds in HOURLY else f"dt={d:%Y-%m-%d}"
+        out.append((part, sub, int(t.min()), int(t.max())))
+    return out
+
+
+def _part_end_ns(f: FileEntry) -> int:
+    """End of the partition a file belongs to (exclusive)."""
+    step = HOUR_NS if f.ds in HOURLY else DAY_NS
+    return (f.min_ts // step + 1) * step
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _is_enospc(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    text = str(exc).lower()
+    return "no space left" in text or "enospc" in text
+
+
+class EmbeddedStore(Store):
+    dialect = "duckdb"
+    backend = "embedded"
+
+    def __init__(self, root: Path, *, write: bool = False,
+                 retention: timedelta | None = None,
+                 retention_1m: timedelta | None = None) -> None:
+        super().__init__(str(root), write=write)
+        self.root = Path(root)
+        self.catalog = Catalog(self.root)
+        self._lock_fd: int | None = None
+        self._trash: list[tuple[float, Path]] = []
+        self._last_retention = 0.0
+        self._views_seq = -1
+        self._con: Any = None
+        self._meta: dict[str, Any] = {}
+        try:
+            if write:
+                self._open_writer(retention, retention_1m)
+            else:
+                self._open_reader()
+        except BaseException:
+            self._release()
+            raise
+
+    # --- opening ----------------------------------------------------------------------------
+
+    def _read_meta(self) -> dict[str, Any] | None:
+        p = self.root / STORE_JSON
+        try:
+            raw = p.read_bytes()
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            raise StoreCorrupt(f"store {self.root}: {STORE_JSON} is a directory") from None
+        try:
+            meta = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise StoreCorrupt(f"store {self.root}: {STORE_JSON} is damaged "
+                               "(not JSON): not a fabricscope store?") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise StoreCorrupt(f"store {self.root}: {STORE_JSON} is not a fabricscope "
+                               "store description")
+        v = meta.get("schema_version")
+        if not isinstance(v, int) or v < 0:
+            raise StoreCorrupt(f"store {self.root}: {STORE_JSON}: bad schema_version {v!r}")
+        if v > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"store {self.root} has schema version {v}; this fabricscope knows up to "
+                f"{SCHEMA_VERSION}: upgrade fabricscope")
+        return meta
+
+    def _write_meta(self, meta: dict[str, Any]) -> None:
+        write_atomic(self.root / STORE_JSON, json.dumps(meta, indent=2).encode() + b"\n")
+        self._meta = meta
+
+    def _check_root(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            hint = ""
+            try:
+                with open(self.root, "rb") as fh:
+                    head = fh.read(16)
+                if head[8:12] == b"DUCK":
+                    hint = " (a DuckDB database file; the store is a directory)"
+            except OSError:
+                pass
+            raise StoreCorrupt(f"store {self.root}: not a directory{hint}")
+
+    def _open_reader(self) -> None:
+        self._check_root()
+        if not self.root.is_dir():
+            raise StoreError(f"no store at {self.root}: nothing was ingested there yet "
+                             "(fabricscope ingest / collect create it)")
+        meta = self._read_meta()
+        if meta is None:
+            if any(self.root.iterdir()):
+                raise StoreCorrupt(f"store {self.root}: no {STORE_JSON}; "
+                                   "not a fabricscope store")
+            raise StoreError(f"no store at {self.root}: the directory is empty")
+        if meta["schema_version"] < SCHEMA_VERSION:
+            meta = self._migrate_as_reader()
+        self._meta = meta
+
+    def _migrate_as_reader(self) -> dict[str, Any]:
+        """An old store and no writer: take the lock just long enough to migrate."""
+        try:
+            self._lock()
+        except StoreLocked:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # the writer migrates when it opens
+                meta = self._read_meta()
+                if meta is not None and meta["schema_version"] >= SCHEMA_VERSION:
+                    return meta
+                time.sleep(0.1)
+            raise StoreVersionError(
+                f"store {self.root} has an old schema version and its writer did not "
+                "upgrade it; stop that writer (an older fabricscope?) and retry") from None
+        try:
+            meta = self._read_meta()
+            assert meta is not None
+            self.catalog.open_writer()
+            self._migrate(meta)
+            return self._meta
+        finally:
+            self.catalog.current = None
+            self._release()
+
+    def _lock(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            try:
+                pid = os.read(fd, 64).decode(errors="replace").split()[0]
+            except (OSError, IndexError):
+                pid = "?"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
+                raise StoreLocked(f"store {self.root} is being written by pid {pid}; "
+                                  "only one writer at a time") from None
+            raise StoreError(f"store {self.root}: cannot lock {path}: {exc}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {os.uname().nodename}\n".encode())
+        self._lock_fd = fd
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def _open_writer(self, retention: timedelta | None,
+                     retention_1m: timedelta | None) -> None:
+        self._check_root()
+        if self.root.is_dir() and not (self.root / STORE_JSON).exists():
+            extra = [p.name for p in self.root.iterdir() if p.name != LOCK_FILE]
+            if extra:
+                raise StoreCorrupt(f"store {self.root}: the directory is not empty and has "
+                                   f"no {STORE_JSON}: not a fabricscope store")
+        try:
+            self._lock()
+        except PermissionError as exc:
+            raise StoreError(f"store {self.root}: {exc.strerror}") from None
+        meta = self._read_meta()
+        if meta is None:
+            meta = {"format": FORMAT, "schema_version": SCHEMA_VERSION,
+                    "created": datetime.now(UTC).isoformat(), "retention": {}}
+            (self.root / LOG_DIR).mkdir(exist_ok=True)
+            self._write_meta(meta)
+        self._meta = meta
+        self.catalog.open_writer()
+        if meta["schema_version"] < SCHEMA_VERSION:
+            self._migrate(meta)
+        ret = dict(self._meta.get("retention") or {})
+        changed = False
+        if retention is not None:
+            ret["raw_s"] = int(retention.total_seconds())
+            changed = True
+        if retention_1m is not None:
+            ret["agg_s"] = int(retention_1m.total_seconds())
+            changed = True
+        if changed:
+            self._write_meta({**self._meta, "retention": ret})
+        self.catalog.clean_temp()
+        self._sweep_orphans()
+        self._maybe_retention()
+
+    def _migrate(self, meta: dict[str, Any]) -> None:
+        from fabricscope.store.migrations import MIGRATIONS
+
+        v = int(meta["schema_version"])
+        for step in MIGRATIONS[v:SCHEMA_VERSION]:
+            step.embedded(self)
+            v = step.from_version + 1
+            self._write_meta({**self._meta, "schema_version": v})
+
+    def _sweep_orphans(self) -> None:
+        """Remove files no committed entry names: leftovers of a crashed batch."""
+        snap = self.catalog.snapshot()
+        known = {self.root / p for p in snap.files}
+        for p in walk_files(self.root, DATASETS):
+            if p not in known:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+        self._remove_empty_dirs()
+
+    def _remove_empty_dirs(self) -> None:
+        for ds in DATASETS:
+            base = self.root / ds
+            if not base.is_dir():
+                continue
+            for dirpath, _dirs, _files in sorted(os.walk(base), reverse=True):
+                if Path(dirpath) == base:
+                    continue
+                with contextlib.suppress(OSError):
+                    os.rmdir(dirpath)
+
+    # --- settings ---------------------------------------------------------------------------
+
+    @property
+    def retention(self) -> timedelta:
+        s = (self._meta.get("retention") or {}).get("raw_s")
+        return timedelta(seconds=s) if s is not None else DEFAULT_RETENTION
+
+    @property
+    def retention_1m(self) -> timedelta:
+        s = (self._meta.get("retention") or {}).get("agg_s")
+        return timedelta(seconds=s) if s is not None else DEFAULT_RETENTION_1M
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._meta.get("schema_version", SCHEMA_VERSION))
+
+    # --- DuckDB -----------------------------------------------------------------------------
+
+    def _duck(self) -> Any:
+        if self._con is None:
+            import duckdb
+
+            con = duckdb.connect(":memory:")
+            con.execute("SET TimeZone = 'UTC'")
+            for ds, cols in TABLES.items():
+                con.execute(duckdb_create_table(f"_empty_{ds}", cols, temp=True))
+            self._con = con
+        return self._con
+
+    def _source(self, ds: str, files: Sequence[FileEntry]) -> str:
+        if not files:
+            return f"(SELECT * FROM _empty_{ds})"
+        paths = ", ".join(_quote(str(self.root / f.path)) for f in files)
+        return (f"(SELECT * FROM _empty_{ds} UNION ALL BY NAME SELECT * FROM "
+                f"read_parquet([{paths}], union_by_name = true, hive_partitioning = false))")
+
+    def _run(self, build: Any, params: Sequence[Any]) -> pa.Table:
+        """Run ``build(snapshot) -> sql`` on a fresh snapshot; a file that vanished under
+        the query (compaction, retention) means a newer snapshot exists: list again."""
+        import duckdb
+
+        con = self._duck()
+        last: Exception | None = None
+        for attempt in range(5):
+            snap = self.catalog.snapshot()
+            sql = build(snap)
+            try:
+                return con.sql(sql, params=list(params)).to_arrow_table()
+            except duckdb.IOException as exc:
+                last = exc
+                if _is_enospc(exc):
+                    raise DiskFull(f"store {self.root}: no space left: {_first(exc)}") from None
+                if self.catalog.current is not None or not any(
+                        not (self.root / f).exists() for f in snap.files):
+                    break  # not a file that compaction or retention removed
+                time.sleep(0.02 * (attempt + 1))
+            except duckdb.InvalidInputException as exc:
+                raise StoreCorrupt(f"store {self.root}: {_first(exc)}") from None
+            except duckdb.Error as exc:
+                raise StoreError(f"store {self.root}: query failed: {_first(exc)}") from None
+        raise StoreError(f"store {self.root}: cannot read: {_first(last)}")
+
+    def _read(self, sql: str, params: Sequence[Any], windows: dict[str, Window]) -> pa.Table:
+        self._check_open()
+
+        def build(snap: Snapshot) -> str:
+            subs = {ds: self._source(ds, snap.of(ds, lo, hi)) for ds, (lo, hi) in
+                    windows.items()}
+            return sql.format(**subs)
+
+        return self._run(build, params)
+
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> pa.Table:
+        self._check_open()
+        import duckdb
+
+        try:
+            stmts = duckdb.extract_statements(query)
+        except duckdb.Error as exc:
+            raise StoreError(f"query: {_first(exc)}") from None
+        if len(stmts) != 1 or stmts[0].type != duckdb.StatementType.SELECT \
+                or not _SQL_START.match(query):
+            raise StoreError("query: only one read-only SELECT statement is allowed")
+
+        def build(snap: Snapshot) -> str:
+            if self._views_seq != snap.seq:
+                con = self._duck()
+                for ds in DATASETS:
+                    con.execute(f"CREATE OR REPLACE TEMP VIEW {ds} AS "
+                                f"{self._source(ds, snap.of(ds))}")
+                self._views_seq = snap.seq
+            return query
+
+        return self._run(build, params or [])
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def _write_file(self, table: pa.Table, final: Path) -> int:
+        """Write ``table`` to ``final`` atomically (temporary name, fsync, rename)."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(".tmp-" + final.name)
+        try:
+            write_parquet(table, tmp)
+            fsync_file(tmp)
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return final.stat().st_size
+
+    def _rollup(self, name: str, source: pa.Table) -> pa.Table:
+        con = self._duck()
+        con.register("_batch", source)
+        try:
+            t = con.sql(rollup_select(name, "_batch", "duckdb")).to_arrow_table()
+        finally:
+            con.unregister("_batch")
+        return conform_input(t, TABLES[name])
+
+    def _write(self, records: pa.Table, counters: pa.Table | None, batch_id: str) -> bool:
+        snap = self.catalog.current
+        assert snap is not None
+        if batch_id in snap.batches:
+            return False
+        seq = snap.seq + 1
+        tables: list[tuple[str, pa.Table]] = [("records", records)]
+        if counters is not None and counters.num_rows:
+            tables.append(("counters", counters))
+        for name, (src, _key, _m) in ROLLUPS.items():
+            t = records if src == "records" else counters
+            if t is not None and t.num_rows:
+                tables.append((name, self._rollup(name, t)))
+        written: list[Path] = []
+        adds: list[dict[str, Any]] = []
+        try:
+            k = 0
+            for ds, table in tables:
+                for part, sub, lo, hi in _parts(table, ds):
+                    rel = f"{ds}/{part}/{seq:016d}-{k}.parquet"
+                    k += 1
+                    final = self.root / rel
+                    size = self._write_file(sub, final)
+                    written.append(final)
+                    adds.append(FileEntry(rel, ds, part, sub.num_rows, size, lo, hi,
+                                          batch_id).to_json())
+            for d in {p.parent for p in written}:
+                fsync_dir(d)
+            self.catalog.commit({"op": "append", "batch": batch_id, "add": adds})
+        except BaseException as exc:
+            for p in written:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+            if isinstance(exc, DiskFull):
+                raise DiskFull(f"store {self.root}: no space left on device; batch "
+                               f"{batch_id} not committed, the data before it is intact"
+                               ) from None
+            if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or _is_enospc(exc):
+                raise DiskFull(f"store {self.root}: no space left on device; batch "
+                               f"{batch_id} not committed, the data before it is intact"
+                               ) from None
+            if isinstance(exc, OSError):
+                raise StoreError(f"store {self.root}: cannot write batch {batch_id}: "
+                                 f"{exc.strerror or exc}") from None
+            raise
+        self._after_commit()
+        return True
+
+    def _after_commit(self) -> None:
+        self._empty_trash()
+        self._maybe_retention()
+        self._maybe_compact()
+
+    def _empty_trash(self, *, all_now: bool = False) -> None:
+        now = time.monotonic()
+        keep = []
+        for due, p in self._trash:
+            if all_now or due <= now:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+            else:
+                keep.append((due, p))
+        self._trash = keep
+        if all_now:
+            self._remove_empty_dirs()
+
+    def _drop(self, paths: Sequence[str]) -> None:
+        due = time.monotonic() + DELETE_GRACE_S
+        self._trash.extend((due, self.root / p) for p in paths)
+
+    # --- bookkeeping ------------------------------------------------------------------------
+
+    def ingested(self, file_key: str) -> bool:
+        return file_key in self.catalog.snapshot().ingested
+
+    def ingested_summary(self, file_key: str) -> dict[str, Any] | None:
+        return self.catalog.snapshot().ingested.get(file_key)
+
+    def mark_ingested(self, file_key: str, summary: dict[str, Any]) -> None:
+        self._need_write()
+        rec = {**summary, "ingested_at": datetime.now(UTC).isoformat()}
+        self._commit({"op": "ingested", "ingested": {file_key: rec}})
+
+    def _commit(self, entry: dict[str, Any]) -> Snapshot:
+        try:
+            return self.catalog.commit(entry)
+        except DiskFull:
+            raise DiskFull(f"store {self.root}: no space left on device") from None
+        except OSError as exc:
+            raise StoreError(f"store {self.root}: cannot commit: {exc.strerror or exc}"
+                             ) from None
+
+    def _oldest_raw_ns(self) -> int | None:
+        files = self.catalog.snapshot().of("records")
+        return min((f.min_ts for f in files), default=None)
+
+    def info(self) -> dict[str, Any]:
+        self._check_open()
+        snap = self.catalog.snapshot()
+        ds_info: dict[str, Any] = {}
+        for ds in DATASETS:
+            files = snap.of(ds)
+            ds_info[ds] = {
+                "rows": sum(f.rows for f in files),
+                "bytes": sum(f.bytes for f in files),
+                "files": len(files),
+                "partitions": len({f.part for f in files}),
+                "first_ns": min((f.min_ts for f in files), default=None),
+                "last_ns": max((f.max_ts for f in files), default=None),
+            }
+        pid = None
+        try:
+            txt = (self.root / LOCK_FILE).read_text().split()
+            pid = int(txt[0]) if txt and self._writer_alive() else None
+        except (OSError, ValueError):
+            pid = None
+        rec = ds_info["records"]
+        return {
+            "location": str(self.root), "backend": self.backend,
+            "schema_version": self.schema_version,
+            "rows": rec["rows"], "counter_rows": ds_info["counters"]["rows"],
+            "bytes": sum(d["bytes"] for d in ds_info.values()),
+            "first_ns": rec["first_ns"], "last_ns": rec["last_ns"],
+            "partitions": sum(d["partitions"] for d in ds_info.values()),
+            "datasets": ds_info, "commit": snap.seq,
+            "ingested_files": len(snap.ingested),
+            "retention_s": int(self.retention.total_seconds()),
+            "retention_1m_s": int(self.retention_1m.total_seconds()),
+            "writer_pid": pid,
+        }
+
+    def _writer_alive(self) -> bool:
+        if self._lock_fd is not None:
+            return True
+        path = self.root / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
+    # --- retention and compaction -------------------------------------------------------------
+
+    def _maybe_retention(self) -> None:
+        if time.monotonic() - self._last_retention >= RETENTION_EVERY_S:
+            self.apply_retention()
+
+    def apply_retention(self, now: datetime | None = None) -> dict[str, int]:
+        """Drop partitions that ended before ``min(now, newest record) - retention``
+        (records, counters) and ``- 1-minute retention`` (aggregates). Measuring back from
+        the newest data keeps old captures that were just ingested: the store holds a
+        window of the data, not of the wall clock."""
+        self._need_write()
+        self._last_retention = time.monotonic()
+        snap = self.catalog.snapshot()
+        now_ns = (int(now.timestamp() * 1e9) if now is not None else _now_ns())
+        newest = max((f.max_ts for f in snap.files.values() if f.ds in HOURLY), default=None)
+        if newest is None:
+            return {}
+        ref = min(now_ns, newest)
+        cut = {ds: ref - int((self.retention if ds in HOURLY else self.retention_1m)
+                             .total_seconds() * 1e9) for ds in DATASETS}
+        gone = [f for f in snap.files.values() if _part_end_ns(f) <= cut[f.ds]]
+        if not gone:
+            return {}
+        self._commit({"op": "retention", "remove": [f.path for f in gone]})
+        self._drop([f.path for f in gone])
+        out: dict[str, int] = {}
+        for f in gone:
+            out[f.ds] = out.get(f.ds, 0) + f.rows
+        return out
+
+    def _maybe_compact(self) -> None:
+        self._compact(COMPACT_MIN_FILES)
+
+    def compact(self) -> dict[str, int]:
+        self._need_write()
+        out = self._compact(2)
+        self._empty_trash()
+        return out
+
+    def _compact(self, min_files: int) -> dict[str, int]:
+        snap = self.catalog.snapshot()
+        groups: dict[tuple[str, str], list[FileEntry]] = {}
+        for f in snap.files.values():
+            if f.rows < SMALL_FILE_ROWS:
+                groups.setdefault((f.ds, f.part), []).append(f)
+        out: dict[str, int] = {}
+        for (ds, part), files in sorted(groups.items()):
+            if len(files) < min_files:
+                continue
+            files.sort(key=lambda f: f.path)
+            self._merge(ds, part, files)
+            out[ds] = out.get(ds, 0) + len(files)
+        return out
+
+    def _merge(self, ds: str, part: str, files: list[FileEntry]) -> None:
+        import duckdb
+        import pyarrow.parquet as pq
+
+        snap = self.catalog.current
+        assert snap is not None
+        rel = f"{ds}/{part}/{snap.seq + 1:016d}-c.parquet"
+        final = self.root / rel
+        tmp = final.with_name(".tmp-" + final.name)
+        src = self._source(ds, files)
+        if ds in ROLLUPS:
+            body = rollup_select(ds, src, "duckdb", merge=True)
+        else:
+            body = f"SELECT * FROM {src}"
+        sql = (f"COPY ({body} ORDER BY {SORT_KEYS[ds]}) TO {_quote(str(tmp))} "
+               f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP})")
+        try:
+            self._duck().execute(sql)
+            fsync_file(tmp)
+            rows = pq.ParquetFile(tmp).metadata.num_rows
+            os.replace(tmp, final)
+            fsync_dir(final.parent)
+            size = final.stat().st_size
+            fe = FileEntry(rel, ds, part, rows, size, min(f.min_ts for f in files),
+                           max(f.max_ts for f in files))
+            self._commit({"op": "compact", "add": [fe.to_json()],
+                          "remove": [f.path for f in files]})
+        except (duckdb.Error, OSError, StoreError) as exc:
+            committed = rel in snap.files
+            for p in (tmp, final):
+                if p == final and committed:
+                    continue
+                with contextlib.suppress(OSError):
+                    p.unlink()
+            if _is_enospc(exc):
+                raise DiskFull(f"store {self.root}: no space left while compacting {ds}/"
+                               f"{part}; nothing lost") from None
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"store {self.root}: compaction of {ds}/{part} failed: "
+                             f"{_first(exc)}") from None
+        self._drop([f.path for f in files])
+
+    # --- closing ----------------------------------------------------------------------------
+
+    def _close(self) -> None:
+        if self.writable and self.catalog.current is not None:
+            with contextlib.suppress(OSError):
+                self._empty_trash()
+        if self._con is not None:
+            with contextlib.suppress(Exception):
+                self._con.close()
+            self._con = None
+        self._release()
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """One Parquet file (zstd, statistics, 128 Ki-row groups); the hook tests replace to
+    simulate a full disk."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP,
+                   write_statistics=True)
+
+
+def _first(exc: BaseException | None) -> str:
+    return str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else \
+        type(exc).__name__
