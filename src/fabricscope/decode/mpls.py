@@ -16,7 +16,9 @@ Ethernet. networking-sfc (OVS driver) puts one label inside the tunnel with
 label = chain_id << 8 | service index; it lands in ``inner_mpls_label``.
 
 MPLS-in-UDP is a tunnel (``encap = mpls-udp``): its ``vni`` is the top label, ``a`` the
-bottom label, ``b`` the number of labels.
+bottom label, ``b`` the number of labels. The size of a stack (``mpls_labels``, ``b``) and
+its bottom label are known only once the bottom-of-stack entry was captured; a stack cut
+off or deeper than 16 labels keeps its top label and stops there.
 """
 
 from __future__ import annotations
@@ -34,13 +36,19 @@ MAX_LABELS = 16
 
 
 @njit(cache=True)
-def _payload(buf: np.ndarray, pos: int, end: int) -> tuple[int, int]:
+def _payload(buf: np.ndarray, pos: int, end: int, m: np.ndarray, i: int,
+             ev: np.ndarray) -> tuple[int, int]:
+    """What follows the bottom of the stack; nothing captured there is a cut."""
     if pos >= end:
+        event(ev, m, i, E.EV_TRUNCATED_MPLS)
         return pos, P_END
     nib = np.int64(buf[pos]) >> 4
     if nib == 4 or nib == 6:
         return pos, P_IP_GUESS
-    if nib == 0 and end - pos >= 4:  # pseudowire control word, then Ethernet
+    if nib == 0:  # pseudowire control word, then Ethernet
+        if end - pos < 4:
+            event(ev, m, i, E.EV_TRUNCATED_MPLS)
+            return pos, P_END
         return pos + 4, P_ETH
     return pos, P_END
 
@@ -57,14 +65,14 @@ def decode_mpls(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarra
         if n == 0:
             s[H_MPLS] = entry >> 12
         n += 1
-        s[H_MPLS_N] = n
         pos += 4
         if entry & 0x100:
             break
         if n >= MAX_LABELS:
             event(ev, m, i, E.EV_MPLS_TOO_DEEP)
             return pos, P_END
-    return _payload(buf, pos, end)
+    s[H_MPLS_N] = n  # known only once the bottom of the stack was seen
+    return _payload(buf, pos, end, m, i, ev)
 
 
 @njit(cache=True)
@@ -73,26 +81,21 @@ def decode_mpls_udp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.nd
     if end - pos < 4:  # cut by the capture, or no label at all
         event(ev, m, i, E.EV_TRUNCATED_MPLS if udp_cut(buf, pos, end) else E.EV_MPLS_UDP_FALLBACK)
         return pos, P_END
+    s[X_PT_TYPE] = TUN_MPLS_UDP
+    s[X_PT_VNI] = rd32(buf, pos) >> 12  # the top label
     n = 0
-    top = np.int64(-1)
-    bottom = np.int64(-1)
     while True:
-        if end - pos < 4:
+        if end - pos < 4:  # the stack was cut: its bottom and size are unknown
             event(ev, m, i, E.EV_TRUNCATED_MPLS)
-            break
+            return pos, P_END
         entry = rd32(buf, pos)
-        if n == 0:
-            top = entry >> 12
-        bottom = entry >> 12
         n += 1
         pos += 4
         if entry & 0x100:
             break
         if n >= MAX_LABELS:
             event(ev, m, i, E.EV_MPLS_TOO_DEEP)
-            break
-    s[X_PT_TYPE] = TUN_MPLS_UDP
-    s[X_PT_VNI] = top
-    s[X_PT_A] = bottom
+            return pos, P_END
+    s[X_PT_A] = entry >> 12  # the bottom label
     s[X_PT_B] = n
-    return _payload(buf, pos, end)
+    return _payload(buf, pos, end, m, i, ev)
