@@ -21,6 +21,8 @@ Options (60), Mobility (135), HIP (139), Shim6 (140), experimental (253, 254): g
 Header (51): length in 4-octet units minus 2 (RFC 4302). ESP (50) and No Next Header (59)
 end the walk. At most 16 extension headers; each consumes at least 8 octets.
 A fragment header with a non-zero offset ends decoding (no transport header follows).
+``proto`` is the upper-layer protocol: absent when the chain was cut or too long (the
+header being walked is not it).
 """
 
 from __future__ import annotations
@@ -76,24 +78,21 @@ def decode_ipv6(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarra
     while True:
         if nh == 0 or nh == 43 or nh == 60 or nh == 135 or nh == 139 or nh == 140 \
                 or nh == 253 or nh == 254:
-            if end - p < 8:
-                s[H_PROTO] = nh
+            if end - p < 8:  # cut: the upper-layer protocol is unknown
                 event(ev, m, i, E.EV_TRUNCATED_IPV6_EXT)
                 return p, end, P_END
             nxt = np.int64(buf[p])
             p += (np.int64(buf[p + 1]) + 1) * 8
             nh = nxt
         elif nh == 51:
-            if end - p < 8:
-                s[H_PROTO] = nh
+            if end - p < 8:  # cut: the upper-layer protocol is unknown
                 event(ev, m, i, E.EV_TRUNCATED_IPV6_EXT)
                 return p, end, P_END
             nxt = np.int64(buf[p])
             p += (np.int64(buf[p + 1]) + 2) * 4
             nh = nxt
         elif nh == 44:
-            if end - p < 8:
-                s[H_PROTO] = nh
+            if end - p < 8:  # cut: the upper-layer protocol is unknown
                 event(ev, m, i, E.EV_TRUNCATED_IPV6_EXT)
                 return p, end, P_END
             nxt = np.int64(buf[p])
@@ -112,7 +111,6 @@ def decode_ipv6(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarra
             break
         n += 1
         if n > MAX_EXT:
-            s[H_PROTO] = nh
             event(ev, m, i, E.EV_IPV6_EXT_TOO_LONG)
             return p, end, P_END
     s[H_PROTO] = nh
