@@ -95,8 +95,11 @@ def decode_gre(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray
                     break
                 p += slen
                 n += 1
-                if n > MAX_SRE or p > end:
+                if n > MAX_SRE:
                     event(ev, m, i, E.EV_GRE_BAD_ROUTING)
+                    return pos, P_END
+                if p > end:  # the entry runs past what was captured
+                    event(ev, m, i, E.EV_TRUNCATED_GRE)
                     return pos, P_END
     elif ver == 1:
         if not fl & 0x2000 or end - p < 4:
