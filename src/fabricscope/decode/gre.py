@@ -111,12 +111,12 @@ def decode_gre(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray
             p += 4
         if fl & 0x0080:
             p += 4
+        if p > end:  # no tunnel layer before its header was captured whole
+            event(ev, m, i, E.EV_TRUNCATED_GRE)
+            return pos, P_END
         s[X_PT_TYPE] = TUN_GRE
         s[X_PT_VNI] = key
         s[X_PT_B] = fl
-        if p > end:
-            event(ev, m, i, E.EV_TRUNCATED_GRE)
-            return end, P_END
         event(ev, m, i, E.EV_GRE_UNKNOWN_PAYLOAD)  # PPP is not decoded
         return p, P_END
     else:
