@@ -16,6 +16,7 @@ import json
 import struct
 import subprocess
 import tempfile
+import traceback
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -317,7 +318,7 @@ def check_run(cap: Capture, gt: Mapping[str, Any]) -> Report:
         seg = f["segments"][0]
         want = seg.get("spine")
         seen = flow_samples(cap, f)
-        at_spines = {names.get(s.agent) for s in seen} & spines
+        at_spines = {names.get(s.agent, s.agent) for s in seen} & spines
         sport_by_flow[f["id"]] = {s.outer_sport for s in seen if s.outer_sport}
         if want:
             used.add(want)
@@ -351,7 +352,7 @@ def check_run(cap: Capture, gt: Mapping[str, Any]) -> Report:
     rep.facts["probe_ttl_by_switch"] = {k: sorted(v) for k, v in sorted(ttl.items())}
     for sw, vals in ttl.items():
         want_ttl = {"spine": 63}.get(next(x["role"] for x in gt["switches"]
-                                           if x["name"] == sw), None)
+                                           if x["name"] == sw))
         if want_ttl:
             rep.check(vals == {want_ttl}, f"outer TTL at {sw} is {sorted(vals)}, want 63")
     # 4. the chain: after insertion, the https flow's samples show its tunnel to the
@@ -398,4 +399,156 @@ def check_run(cap: Capture, gt: Mapping[str, Any]) -> Report:
         rep.check(new_ip in dsts and old_ip not in dsts,
                   f"after migration, outer destinations {sorted(d for d in dsts if d)}; "
                   f"want {new_ip} (new host), not {old_ip}")
+    return rep
+
+
+# -- fabricscope's own answers ---------------------------------------------------------------
+
+def _shift(rfc: str, seconds: float) -> str:
+    from datetime import UTC, datetime
+
+    t = datetime.fromtimestamp(_ts(rfc) + seconds, UTC)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _tracer(db: Path, inventory: Path, errors: list[str]) -> Any:
+    """``fabricscope.query.trace``. The path is what is checked here: when the hop-health
+    source is missing or fails, the same engine runs without it and the failure is noted
+    in ``errors`` (so it is reported, not hidden)."""
+    def run(src: str, dst: str, **kw: Any) -> dict[str, Any]:
+        from fabricscope import query
+
+        try:
+            return query.trace(src, dst, db=str(db), inventory=str(inventory), **kw)
+        except Exception as exc:
+            frames = traceback.extract_tb(exc.__traceback__)
+            in_health = "health" in str(exc) if isinstance(exc, ModuleNotFoundError) else \
+                any("correlate/health" in fr.filename for fr in frames)
+            if not in_health:
+                raise
+            msg = f"{type(exc).__name__}: {exc}"
+            if msg not in errors:
+                errors.append(msg)
+        from fabricscope.query._trace import TraceQuery
+        from fabricscope.query._trace import trace as engine
+        from fabricscope.query.common import Window, load_inventory
+        from fabricscope.store import open_store
+
+        since, until = kw.pop("since"), kw.pop("until")
+        q = TraceQuery(src=src, dst=dst, window=Window.parse(since, until), **kw)
+        store = open_store(str(db))
+        try:
+            return engine(store, load_inventory(str(inventory)), q)
+        finally:
+            store.close()
+    return run
+
+
+def ingest(pcap: Path, db: Path, port: int = 6343) -> None:
+    """Decode the capture into an embedded store (what ``fabricscope ingest`` will do)."""
+    from fabricscope.pipeline import FileDecoder
+    from fabricscope.store import open_store
+
+    store = open_store(str(db), write=True)
+    try:
+        for d in FileDecoder(pcap, sflow=port != 6343):
+            store.append(d.records, d.counters)
+    finally:
+        store.close()
+
+
+def _hops(seg: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    return [(h["device"], h["in_if"], h["out_if"]) for h in seg["hops"]]
+
+
+def check_queries(db: Path, gt: Mapping[str, Any], inventory: Path) -> Report:
+    """fabricscope's trace and impact over the lab's samples, against the ground truth:
+    each probe's hops are the switches and ports OVS counted it on, the https flow crosses
+    the VNFs it really crossed, the impaired link's impact names the tenants that used it."""
+    from fabricscope import query
+
+    rep = Report()
+    health_errors: list[str] = []
+    trace = _tracer(db, inventory, health_errors)
+    flows = {f["id"]: f for f in gt["flows"]}
+
+    def run(f: Mapping[str, Any], **kw: Any) -> dict[str, Any]:
+        vnis = {s["vni"] for s in f["segments"]}  # a routed flow changes VNI on the way
+        res: dict[str, Any] = trace(f["src"], f["dst"], proto=PROTO[f["proto"]],
+                                    vni=vnis.pop() if len(vnis) == 1 else None,
+                                    since=_shift(f["start"], -0.2),
+                                    until=_shift(f["end"], 2.0), **kw)
+        return res
+
+    probes = [f for f in gt["flows"] if f["kind"] == "udp-probe"]
+    exact = 0
+    for f in probes:
+        res = run(f, sport=f["sport"], dport=f["dport"])
+        if len(res["paths"]) != 1:
+            rep.problems.append(f"trace {f['id']}: {len(res['paths'])} paths, want 1")
+            continue
+        (path,) = res["paths"]
+        want = f["segments"][0]
+        got = path["segments"]
+        if len(got) != 1:
+            rep.problems.append(f"trace {f['id']}: {len(got)} segments, want 1")
+            continue
+        hops = _hops(got[0])
+        rep.check(hops == _hops(want), f"trace {f['id']}: hops {hops}, OVS counted "
+                                       f"{_hops(want)}")
+        exact += hops == _hops(want)
+        rep.check((got[0]["src_host"], got[0]["dst_host"]) == (want["src_host"],
+                                                               want["dst_host"]),
+                  f"trace {f['id']}: hosts {got[0]['src_host']}->{got[0]['dst_host']}")
+        ep = {e["name"]: e for e in gt["endpoints"]}
+        rep.check(res["src"].get("endpoint") == f["src_endpoint"]
+                  and res["dst"].get("endpoint") == f["dst_endpoint"]
+                  and res["src"].get("tenant") == ep[f["src_endpoint"]]["tenant"],
+                  f"trace {f['id']}: endpoints {res['src']} -> {res['dst']}")
+        rep.check(path["vnfs"] == [], f"trace {f['id']}: VNFs {path['vnfs']}, want none")
+    rep.facts["probe_traces_exact"] = exact
+    rep.facts["probe_traces"] = len(probes)
+
+    for fid in ("https-a1-a3-direct", "https-a1-a3-chained"):
+        f = flows.get(fid)
+        if f is None:
+            continue
+        res = run(f, sport=f.get("sport"), dport=f["dport"])
+        paths = res["paths"]
+        if not paths:
+            rep.problems.append(f"trace {fid}: no path")
+            continue
+        best = max(paths, key=lambda p: p["samples"])
+        rep.facts.setdefault("chain_traces", {})[fid] = best["vnfs"]
+        rep.check(best["vnfs"] == f["vnfs"], f"trace {fid}: VNFs {best['vnfs']}, the packets "
+                                             f"crossed {f['vnfs']}")
+        hosts = [(s["src_host"], s["dst_host"]) for s in best["segments"]]
+        want_hosts = [(s["src_host"], s["dst_host"]) for s in f["segments"] if not s["local"]]
+        rep.check(hosts == want_hosts, f"trace {fid}: segments {hosts}, want {want_hosts}")
+
+    mig = [e for e in gt["events"] if e["type"] == "migrate"]
+    f = flows.get(f"migrated-a1-{mig[-1]['endpoint']}") if mig else None
+    if f is not None:
+        res = run(f, sport=f["sport"], dport=f["dport"])
+        rep.check(res["dst"].get("host") == mig[-1]["to"],
+                  f"trace after migration: destination host {res['dst'].get('host')}, "
+                  f"want {mig[-1]['to']}")
+        seen_hops = [_hops(s) for p in res["paths"] for s in p["segments"]]
+        rep.check(seen_hops == [_hops(f["segments"][0])],
+                  f"trace after migration: hops {seen_hops}, want {[_hops(f['segments'][0])]}")
+
+    imp = gt.get("results", {}).get("impairment")
+    if imp:
+        on = [e for e in gt["events"] if e["type"] == "impair"]
+        since, until = on[0]["at"], _shift(on[-1]["at"], 2.0)
+        res = query.impact(imp["devices"][0], interface=imp["interfaces"][0], since=since,
+                           until=until, db=str(db), inventory=str(inventory))
+        tenants = sorted(t["tenant"] for t in res.get("tenants", []))
+        rep.facts["impact_tenants"] = tenants
+        rep.check(tenants == imp["tenants"], f"impact {imp['link']}: tenants {tenants}, "
+                                             f"OVS counters say {imp['tenants']}")
+        link = res.get("link") or {}
+        rep.check(link.get("link") == imp["link"], f"impact {imp['link']}: link {link}")
+    if health_errors:
+        rep.facts["health_errors"] = health_errors
     return rep
