@@ -130,18 +130,19 @@ def decode_gre(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray
         s[X_PT_VNI] = (key >> 8) & 0xFFFFFF
         s[X_PT_A] = key & 0xFF
         return p, P_ETH
+    if proto == 0x88BE or proto == 0x22EB:
+        # ERSPAN: the GRE protocol names the layer (even if the ERSPAN header is cut);
+        # decode_erspan adds the session id and version. Type I has no ERSPAN header.
+        s[X_PT_TYPE] = TUN_ERSPAN
+        if proto == 0x22EB:
+            return p, P_ERSPAN3
+        if fl & 0x1000:
+            return p, P_ERSPAN2
+        s[X_PT_B] = 0  # type I
+        return p, P_ETH
     s[X_PT_TYPE] = TUN_GRE
     s[X_PT_VNI] = key
     s[X_PT_B] = fl
-    if proto == 0x88BE:
-        if fl & 0x1000:
-            return p, P_ERSPAN2
-        s[X_PT_TYPE] = TUN_ERSPAN  # type I: no ERSPAN header
-        s[X_PT_VNI] = -1
-        s[X_PT_B] = 0
-        return p, P_ETH
-    if proto == 0x22EB:
-        return p, P_ERSPAN3
     nxt = tables[T_ETHERTYPE, proto]
     if nxt == P_END:
         event(ev, m, i, E.EV_GRE_UNKNOWN_PAYLOAD)
