@@ -478,7 +478,10 @@ def _featured_and_events(fab: Fabric, rng: np.random.Generator, t_mig: int, t_in
     if fab.chains:
         avoid |= {int(fab.host_leaf[fab.vnfs[v].host])
                   for g in fab.chains[0].versions[0].groups for v in g}
-    cand = [int(e) for e in webs if int(fab.host_leaf[fab.ep_host[e]]) not in avoid]
+    vnf_hosts = {v.host for v in fab.vnfs}
+    cand = [int(e) for e in webs if int(fab.host_leaf[fab.ep_host[e]]) not in avoid
+            and int(fab.ep_host[e]) not in vnf_hosts]
+    cand = cand or [int(e) for e in webs if int(fab.host_leaf[fab.ep_host[e]]) not in avoid]
     web = cand[0] if cand else int(webs[0])
     apps = fab.tenant_role_eps[0][1]
     web_leaf = int(fab.host_leaf[fab.ep_host[web]])
@@ -495,8 +498,8 @@ def _featured_and_events(fab: Fabric, rng: np.random.Generator, t_mig: int, t_in
         src_host = int(fab.ep_host[web])
         src_leaf = int(fab.host_leaf[src_host])
         n_hv = L * p.hosts_per_leaf
-        others = [h for h in range(n_hv) if int(fab.host_leaf[h]) != src_leaf] or [
-            h for h in range(n_hv) if h != src_host]
+        others = [h for h in range(n_hv) if int(fab.host_leaf[h]) != src_leaf
+                  and h not in vnf_hosts] or [h for h in range(n_hv) if h != src_host]
         if others:
             to = int(others[int(rng.integers(0, len(others)))])
             fab.mig_ep, fab.mig_time, fab.mig_to_host = web, t_mig, to
