@@ -427,7 +427,7 @@ def fact_from_dict(kind: str, d: dict[str, Any], source: str | None = None) -> F
         return Endpoint(name=d["name"], kind=d.get("kind", "vm"),
                         mac=_opt(addr.canonical_mac, d.get("mac")), ips=_ips(d.get("ips")),
                         network=d.get("network"), host=d.get("host"), tenant=d.get("tenant"),
-                        **c)
+                        tunnel_key=d.get("tunnel_key"), **c)
     if kind == "vnfs":
         return Vnf(name=d["name"], kind=d.get("kind", "other"), tenant=d.get("tenant"),
                    stateful=d.get("stateful"),

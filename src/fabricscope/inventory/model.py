@@ -262,7 +262,10 @@ class Link(Fact):
 
 @dataclass(frozen=True, kw_only=True)
 class Endpoint(Fact):
-    """A tenant-facing port: a VM or container vNIC, a VNF port, a gateway port."""
+    """A tenant-facing port: a VM or container vNIC, a VNF port, a gateway port.
+
+    ``tunnel_key`` is the port's key inside its network's tunnel where the encapsulation
+    carries one (OVN: the logical port's tunnel key, found in the GENEVE OVN option)."""
 
     KIND: ClassVar[str] = "endpoints"
     name: str
@@ -272,6 +275,7 @@ class Endpoint(Fact):
     network: str | None = None
     host: str | None = None
     tenant: str | None = None
+    tunnel_key: int | None = None  # OVN logical port key (GENEVE option ingress/egress port)
 
 
 @dataclass(frozen=True, kw_only=True)
