@@ -365,8 +365,10 @@ class ClickHouseStore(Store):
     def _insert(self, table: str, data: pa.Table, token: str) -> None:
         settings = {"insert_deduplicate": 1, "insert_deduplication_token": token,
                     "deduplicate_blocks_in_dependent_materialized_views": 1}
+        from fabricscope.store.conform import undictionary
+
         try:
-            self.ex.insert_arrow(f"{self.db}.{table}", data, settings)
+            self.ex.insert_arrow(f"{self.db}.{table}", undictionary(data), settings)
         except Exception as exc:
             msg = _first(exc)
             raise StoreError(f"store {self.loc}: insert into {table} failed: {msg}") from None

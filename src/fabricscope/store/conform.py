@@ -95,3 +95,22 @@ def empty(name: str, columns: Sequence[str] | None = None) -> pa.Table:
     if columns is not None:
         schema = pa.schema([schema.field(c) for c in columns])
     return schema.empty_table()
+
+
+def undictionary_type(t: pa.DataType) -> pa.DataType:
+    """The type with every dictionary (also inside lists and structs) replaced by its
+    value type."""
+    if pa.types.is_dictionary(t):
+        return t.value_type
+    if pa.types.is_list(t):
+        return pa.list_(pa.field(t.value_field.name, undictionary_type(t.value_type)))
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, undictionary_type(f.type)) for f in t])
+    return t
+
+
+def undictionary(t: pa.Table) -> pa.Table:
+    """Plain strings instead of dictionaries (ClickHouse refuses dictionaries with
+    duplicate values, which decoders may produce)."""
+    schema = pa.schema([pa.field(f.name, undictionary_type(f.type)) for f in t.schema])
+    return t if schema == t.schema else t.cast(schema)

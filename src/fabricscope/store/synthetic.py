@@ -151,16 +151,9 @@ def _rows(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
 
 
 def _undict(schema: pa.Schema) -> pa.Schema:
-    def u(t: pa.DataType) -> pa.DataType:
-        if pa.types.is_dictionary(t):
-            return t.value_type
-        if pa.types.is_list(t):
-            return pa.list_(u(t.value_type))
-        if pa.types.is_struct(t):
-            return pa.struct([pa.field(f.name, u(f.type)) for f in t])
-        return t
+    from fabricscope.store.conform import undictionary_type
 
-    return pa.schema([pa.field(f.name, u(f.type)) for f in schema])
+    return pa.schema([pa.field(f.name, undictionary_type(f.type)) for f in schema])
 
 
 def records(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
