@@ -209,7 +209,7 @@ def test_disk_full_stops_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[s
         real(table, path)
 
     monkeypatch.setattr(emb, "write_parquet", full)
-    code, out, err = run(["ingest", str(cap), "--db", str(db), "--batch-records", "50"],
+    code, _out, err = run(["ingest", str(cap), "--db", str(db), "--batch-records", "50"],
                          capsys, monkeypatch)
     assert code == 2
     assert "no space left" in err and "Traceback" not in err
