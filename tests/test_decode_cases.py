@@ -14,6 +14,7 @@ Other modules import ``CASES``, ``expect``, ``decode_records`` and friends from 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 from collections.abc import Sequence
@@ -254,13 +255,19 @@ class _Walker:
                 q = q.payload
             need = o + 4 * len(labels)
             if self._udp_tunnel == "mpls-udp":
+                # the top label names the layer; bottom and count need the whole stack
                 self._udp_tunnel = None
-                self.tunnel(o, need, {"type": "mpls-udp", "vni": labels[0].label,
-                                      "bottom_label": labels[-1].label,
-                                      "labels": len(labels)}, "truncated_mpls")
+                self.tunnel(o, o + 4, {"type": "mpls-udp", "vni": labels[0].label},
+                            "truncated_mpls")
+                if not self.stopped:
+                    self.tunnel_more(o, need, {"bottom_label": labels[-1].label,
+                                               "labels": len(labels)}, "truncated_mpls")
+                    # MPLS names no payload type: its first nibble is read to guess it
+                    self.tunnel_more(need, need + 1, {}, "truncated_mpls")
             else:
                 self.header(o, need, {"mpls_label": labels[0].label,
                                       "mpls_labels": len(labels)}, "truncated_mpls")
+                self.header(need, need + 1, {}, "truncated_mpls")
             return q
         if isinstance(p, IP):
             if self._pending_ipip():
@@ -528,8 +535,9 @@ class Case:
     decode_as: tuple[str, ...] = ()
     gre_teb_as_nvgre: bool = True
     prefix: bytes = b""  # raw link header scapy does not build (BSD null/loopback)
+    _expect: Expect | None = field(default=None, repr=False, compare=False)
 
-    @property
+    @functools.cached_property
     def frame(self) -> bytes:
         return self.prefix + bytes(self.pkt)
 
@@ -540,6 +548,12 @@ class Case:
         return cfg
 
     def expect(self) -> Expect:
+        """The model's expectation (computed once: scapy rebuilds a layer per ``len``)."""
+        if self._expect is None:
+            self._expect = self._model()
+        return self._expect
+
+    def _model(self) -> Expect:
         x = expect(self.pkt, decode_as=self.decode_as, gre_teb_as_nvgre=self.gre_teb_as_nvgre)
         if self.prefix:  # shift every segment by the link header's length
             n = len(self.prefix)
