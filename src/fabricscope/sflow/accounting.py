@@ -214,13 +214,13 @@ def _track(st: np.ndarray, win: np.ndarray, sl: int, seq: int, reset: bool) -> i
 
 
 @njit(cache=True)
-def _update(dg: np.ndarray, nd: int, sq: np.ndarray, nq: int,
+def _update(dg: np.ndarray, k0: int, k1: int, sq: np.ndarray, nq: int,
             akeys: np.ndarray, aslots: np.ndarray, aused: np.ndarray, amax: int,
             ast: np.ndarray, awin: np.ndarray,
             rkeys: np.ndarray, rslots: np.ndarray, rused: np.ndarray, rmax: int,
             rst: np.ndarray, rwin: np.ndarray, tot: np.ndarray, slack: int) -> None:
-    dslot = np.full(nd, -1, dtype=np.int64)
-    for k in range(nd):
+    dslot = np.full(k1 - k0, -1, dtype=np.int64)
+    for k in range(k0, k1):
         tot[0] += 1
         if dg[D_SEQ, k] < 0:
             tot[2] += 1
@@ -233,7 +233,7 @@ def _update(dg: np.ndarray, nd: int, sq: np.ndarray, nq: int,
         if sl < 0:
             tot[3] += 1
             continue
-        dslot[k] = sl
+        dslot[k - k0] = sl
         up = dg[D_UPTIME, k]
         ts = dg[D_TS, k]
         reset = False
@@ -269,7 +269,7 @@ def _update(dg: np.ndarray, nd: int, sq: np.ndarray, nq: int,
         else:
             tot[6] += 1
         k = sq[Q_DGRAM, q]
-        asl = dslot[k]
+        asl = dslot[k - k0]
         if asl < 0:
             tot[4] += 1
             continue
@@ -347,18 +347,22 @@ class Accounting:
         """Collector figures (socket drops, bytes...) written with the accounting."""
 
     # -- updating ----------------------------------------------------------------------
-    def update(self, dg: np.ndarray, nd: int, sq: np.ndarray, nq: int, *,
+    def update(self, dg: np.ndarray, nd: int, sq: np.ndarray, nq: int, *, k0: int = 0,
+               k1: int | None = None,
                peers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
-        """Account for ``nd`` datagrams (columns of the datagram matrix) and ``nq`` samples
-        (columns of the sequence matrix), in arrival order. ``peers`` (version, hi, lo of
-        each datagram's sender) names the senders of unattributed datagrams."""
-        if nd == 0:
+        """Account for datagrams ``k0..k1`` (columns of the datagram matrix, of ``nd``
+        columns) and ``nq`` samples (columns of the sequence matrix, whose datagram
+        indexes refer to ``dg``), in arrival order. ``peers`` (version, hi, lo of each
+        datagram's sender) names the senders of unattributed datagrams."""
+        k1 = nd if k1 is None else k1
+        if k1 <= k0:
             return
-        _update(dg, nd, sq, nq, self._akeys, self._aslots, self._aused, self.max_agents,
-                self._ast, self._awin, self._rkeys, self._rslots, self._rused,
-                self.max_sources, self._rst, self._rwin, self._tot, self.restart_slack_ms)
+        _update(dg, k0, k1, sq, nq, self._akeys, self._aslots, self._aused,
+                self.max_agents, self._ast, self._awin, self._rkeys, self._rslots,
+                self._rused, self.max_sources, self._rst, self._rwin, self._tot,
+                self.restart_slack_ms)
         if peers is not None:
-            bad = np.nonzero(dg[D_SEQ, :nd] < 0)[0]
+            bad = k0 + np.nonzero(dg[D_SEQ, k0:k1] < 0)[0]
             for k in bad[:1024]:  # rare: malformed datagrams; bounded work and state
                 name = _ip_text(int(peers[0][k]), int(peers[1][k]), int(peers[2][k]))
                 key = name or "?"

@@ -246,7 +246,7 @@ _KIND_FLOW = 1
 _KIND_DISCARD = 2
 _KIND_COUNTERS = 3
 
-# fixed sizes of the sample bodies before their record lists
+# fixed sizes of the sample bodies up to and including their record count
 _FIXED_FLOW = 32
 _FIXED_FLOW_EXPANDED = 44
 _FIXED_DISCARD = 32
@@ -635,23 +635,100 @@ def _counter_records(buf: np.ndarray, pos: int, send: int, cm: np.ndarray, j: in
 
 
 @njit(cache=True)
+def _sample_at(buf: np.ndarray, pos: int, end: int) -> tuple[int, int, int, int, int, bool]:
+    """The sample whose header is at ``pos`` (8 bytes there are guaranteed) ->
+    (format, body start, body end, next sample, kind, cut).
+
+    ``kind``: a records.schema KIND_* when the sample yields a row, 0 for an unknown
+    format, minus the KIND_* when its body is too short for its fixed fields; ``cut`` when
+    its length runs past ``end`` (the body is then clipped to ``end``).
+    """
+    fmt = rd32(buf, pos)
+    slen = rd32(buf, pos + 4)
+    p = pos + 8
+    send = p + slen
+    cut = False
+    if slen > end - p:
+        send = end
+        cut = True
+    nxt = p + _pad4(slen)
+    kind = 0
+    fixed = 0
+    if fmt == SAMPLE_FLOW:
+        kind = _KIND_FLOW
+        fixed = _FIXED_FLOW
+    elif fmt == SAMPLE_FLOW_EXPANDED:
+        kind = _KIND_FLOW
+        fixed = _FIXED_FLOW_EXPANDED
+    elif fmt == SAMPLE_DISCARD:
+        kind = _KIND_DISCARD
+        fixed = _FIXED_DISCARD
+    elif fmt == SAMPLE_COUNTERS:
+        kind = _KIND_COUNTERS
+        fixed = _FIXED_COUNTERS
+    elif fmt == SAMPLE_COUNTERS_EXPANDED:
+        kind = _KIND_COUNTERS
+        fixed = _FIXED_COUNTERS_EXPANDED
+    if kind != 0 and send - p < fixed:  # the fixed fields, record count included
+        kind = -kind
+    return fmt, p, send, nxt, kind, cut
+
+
+@njit(cache=True)
+def _header(buf: np.ndarray, pos: int, end: int
+            ) -> tuple[int, int, int, int, int, int, int, int, int, int]:
+    """Datagram header -> (event or 0, version, agent ver, hi, lo, sub-agent, sequence,
+    uptime, number of samples, position of the first sample)."""
+    if end - pos < 4:
+        return E.EV_TRUNCATED_DATAGRAM, -1, 0, 0, 0, 0, 0, 0, 0, pos
+    version = rd32(buf, pos)
+    if version != 5:
+        return E.EV_BAD_VERSION, version, 0, 0, 0, 0, 0, 0, 0, pos
+    st, aver, ahi, alo, pos = _address(buf, pos + 4, end)
+    if st == 2:
+        return E.EV_UNKNOWN_ADDRESS_TYPE, version, 0, 0, 0, 0, 0, 0, 0, pos
+    if st == 1 or end - pos < 16:
+        return E.EV_TRUNCATED_DATAGRAM, version, 0, 0, 0, 0, 0, 0, 0, pos
+    return (0, version, aver, ahi, alo, rd32(buf, pos), rd32(buf, pos + 4),
+            rd32(buf, pos + 8), rd32(buf, pos + 12), pos + 16)
+
+
+@njit(cache=True)
+def count_rows(buf: np.ndarray, pos: int, end: int, nsamp: int) -> tuple[int, int]:
+    """(flow/discard records, counter rows) the samples from ``pos`` will yield."""
+    nf = 0
+    nc = 0
+    n = 0
+    while n < nsamp and end - pos >= 8:
+        n += 1
+        _fmt, _p, _send, pos, kind, cut = _sample_at(buf, pos, end)
+        if kind == _KIND_COUNTERS:
+            nc += 1
+        elif kind > 0:
+            nf += 1
+        if cut:
+            break
+    return nf, nc
+
+
+@njit(cache=True)
 def walk_datagrams(buf: np.ndarray, offset: np.ndarray, length: np.ndarray,
                    truncated: np.ndarray, ts_ns: np.ndarray, ts_prec: np.ndarray,
-                   file_offset: np.ndarray, dgram_base: int, m: np.ndarray, cm: np.ndarray,
-                   sq: np.ndarray, dg: np.ndarray, tables: np.ndarray, params: np.ndarray,
-                   ev: np.ndarray, fill: bool) -> tuple[int, int, int]:
-    """Walk datagram ``k`` = ``buf[offset[k] : offset[k] + length[k]]`` for every k.
+                   file_offset: np.ndarray, dgram_base: int, k0: int, m: np.ndarray,
+                   cap_rec: int, cm: np.ndarray, cap_cnt: int, sq: np.ndarray,
+                   dg: np.ndarray, tables: np.ndarray, params: np.ndarray,
+                   ev: np.ndarray) -> tuple[int, int, int, int]:
+    """Walk datagrams ``k0, k0 + 1, ...``, datagram ``k`` being
+    ``buf[offset[k] : offset[k] + length[k]]``, until all are done or the next one's rows
+    would not fit: at most ``cap_rec`` records in ``m`` and ``cap_cnt`` counter rows in
+    ``cm`` (both pre-set to -1; ``sq`` has room for ``cap_rec + cap_cnt`` samples, ``dg``
+    one column per datagram, pre-set to -1). -> (next datagram, records, counter rows,
+    samples).
 
-    ``truncated[k]`` is 1 when the datagram is known to be cut short (capture length
-    below the wire length, a receive buffer too small): running past its end is then
-    ``sflow_truncated_datagram`` rather than a bad length.
-
-    With ``fill`` False only count: -> (flow/discard records, counter rows, samples) that
-    the filling walk will emit, and per datagram in ``dg[D_FLOWS]``/``dg[D_COUNTERS]``
-    (``m``, ``cm``, ``sq`` and ``ev`` are not touched).
-    With ``fill`` True, write record ``i`` into ``m[:, i]`` (pre-set to -1, at least as many
-    columns as counted), counter rows into ``cm``, one ``sq`` column per sample and one
-    ``dg`` column per datagram (all pre-set to -1).
+    ``truncated[k]`` is 1 when the datagram is known to be cut short (capture length below
+    the wire length, a receive buffer too small): running past its end is then
+    ``sflow_truncated_datagram`` rather than a bad length. The number of rows a datagram
+    yields is counted from its sample headers (bytes that are there) before it is filled.
     """
     s = np.empty(NX, dtype=np.int64)
     t = np.empty(_NT, dtype=np.int64)
@@ -660,112 +737,54 @@ def walk_datagrams(buf: np.ndarray, offset: np.ndarray, length: np.ndarray,
     q = 0  # next sequence column
     nd = offset.shape[0]
     bufend = buf.shape[0]
-    for k in range(nd):
+    for k in range(k0, nd):
         pos = offset[k]
         end = pos + length[k]
         if end > bufend:
             end = bufend
-        cut = E.EV_TRUNCATED_DATAGRAM if truncated[k] else E.EV_BAD_SAMPLE_LENGTH
+        code, version, aver, ahi, alo, sub, seq, up, nsamp, pos = _header(buf, pos, end)
+        if code == 0:
+            nf, nc = count_rows(buf, pos, end, nsamp)
+            if i + nf > cap_rec or j + nc > cap_cnt:
+                return k, i, j, q
         ts = ts_ns[k]
         prec = ts_prec[k]
         foff = file_offset[k]
+        cut_ev = E.EV_TRUNCATED_DATAGRAM if truncated[k] else E.EV_BAD_SAMPLE_LENGTH
+        dg[D_TS, k] = ts
+        dg[D_SAMPLES, k] = 0
         dg[D_FLOWS, k] = 0
         dg[D_COUNTERS, k] = 0
-        if fill:
-            dg[D_TS, k] = ts
-            dg[D_SAMPLES, k] = 0
-        if end - pos < 4:
-            if fill:
-                _ev(ev, m, -1, E.EV_TRUNCATED_DATAGRAM, dg, k)
+        dg[D_VERSION, k] = version
+        if code != 0:
+            _ev(ev, m, -1, code, dg, k)
             continue
-        version = rd32(buf, pos)
-        if fill:
-            dg[D_VERSION, k] = version
-        if version != 5:
-            if fill:
-                _ev(ev, m, -1, E.EV_BAD_VERSION, dg, k)
-            continue
-        st, aver, ahi, alo, pos = _address(buf, pos + 4, end)
-        if st == 2:
-            if fill:
-                _ev(ev, m, -1, E.EV_UNKNOWN_ADDRESS_TYPE, dg, k)
-            continue
-        if st == 1 or end - pos < 16:
-            if fill:
-                _ev(ev, m, -1, E.EV_TRUNCATED_DATAGRAM, dg, k)
-            continue
-        sub = rd32(buf, pos)
-        seq = rd32(buf, pos + 4)
-        up = rd32(buf, pos + 8)
-        nsamp = rd32(buf, pos + 12)
-        pos += 16
+        if aver > 0:
+            dg[D_AGENT_VER, k] = aver
+            dg[D_AGENT_HI, k] = ahi
+            dg[D_AGENT_LO, k] = alo
+        dg[D_SUB_AGENT, k] = sub
+        dg[D_SEQ, k] = seq
+        dg[D_UPTIME, k] = up
+        dg[D_NSAMPLES, k] = nsamp
         flagged = nsamp > (end - pos) // 8
-        if fill:
-            if aver > 0:
-                dg[D_AGENT_VER, k] = aver
-                dg[D_AGENT_HI, k] = ahi
-                dg[D_AGENT_LO, k] = alo
-            dg[D_SUB_AGENT, k] = sub
-            dg[D_SEQ, k] = seq
-            dg[D_UPTIME, k] = up
-            dg[D_NSAMPLES, k] = nsamp
-            if flagged:
-                _ev(ev, m, -1, E.EV_COUNT_TOO_LARGE if not truncated[k]
-                    else E.EV_TRUNCATED_DATAGRAM, dg, k)
+        if flagged:
+            _ev(ev, m, -1, E.EV_TRUNCATED_DATAGRAM if truncated[k]
+                else E.EV_COUNT_TOO_LARGE, dg, k)
         n = 0
         stop = False
         while n < nsamp and end - pos >= 8 and not stop:
             n += 1
-            fmt = rd32(buf, pos)
-            slen = rd32(buf, pos + 4)
-            p = pos + 8
-            send = p + slen
-            if slen > end - p:
-                # a sample longer than what is left: decode what is there, then stop
-                send = end
-                stop = True
-            pos = p + _pad4(slen)
-            ent = fmt >> 12
-            f = fmt & 0xFFF
-            kind = 0
-            fixed = 0
-            if ent == 0:
-                if f == SAMPLE_FLOW:
-                    kind = _KIND_FLOW
-                    fixed = _FIXED_FLOW
-                elif f == SAMPLE_FLOW_EXPANDED:
-                    kind = _KIND_FLOW
-                    fixed = _FIXED_FLOW_EXPANDED
-                elif f == SAMPLE_DISCARD:
-                    kind = _KIND_DISCARD
-                    fixed = _FIXED_DISCARD
-                elif f == SAMPLE_COUNTERS:
-                    kind = _KIND_COUNTERS
-                    fixed = _FIXED_COUNTERS
-                elif f == SAMPLE_COUNTERS_EXPANDED:
-                    kind = _KIND_COUNTERS
-                    fixed = _FIXED_COUNTERS_EXPANDED
-            # the fixed fields, then the record count (4 bytes)
-            if kind == 0 or send - p < fixed + 4:
-                if fill:
-                    dg[D_SAMPLES, k] += 1
-                    if kind == 0:
-                        ev[E.EV_UNKNOWN_SAMPLE] += 1
-                    if stop:
-                        _ev(ev, m, -1, cut, dg, k)
-                    elif kind != 0:
-                        _ev(ev, m, -1, E.EV_BAD_SAMPLE_LENGTH, dg, k)
-                continue
-            if not fill:
-                if kind == _KIND_COUNTERS:
-                    j += 1
-                    dg[D_COUNTERS, k] += 1
-                else:
-                    i += 1
-                    dg[D_FLOWS, k] += 1
-                q += 1
-                continue
+            f, p, send, pos, kind, stop = _sample_at(buf, pos, end)
             dg[D_SAMPLES, k] += 1
+            if kind <= 0:
+                if kind == 0:
+                    ev[E.EV_UNKNOWN_SAMPLE] += 1
+                if stop:
+                    _ev(ev, m, -1, cut_ev, dg, k)
+                elif kind < 0:
+                    _ev(ev, m, -1, E.EV_BAD_SAMPLE_LENGTH, dg, k)
+                continue
             sseq = rd32(buf, p)
             sq[Q_DGRAM, q] = k
             sq[Q_KIND, q] = kind
@@ -783,7 +802,7 @@ def walk_datagrams(buf: np.ndarray, offset: np.ndarray, length: np.ndarray,
                 else:
                     sid = sidx
                 b = p + 12
-            sq[Q_SOURCE, q] = (stype << 32) | sidx
+            sq[Q_SOURCE, q] = ((stype & 0xFFFFFFFF) << 32) | sidx
             if kind == _KIND_COUNTERS:
                 dg[D_COUNTERS, k] += 1
                 cm[C_TS, j] = ts
@@ -802,7 +821,7 @@ def walk_datagrams(buf: np.ndarray, offset: np.ndarray, length: np.ndarray,
                 if cm[C_IFINDEX, j] < 0 and stype == 0:
                     cm[C_IFINDEX, j] = sidx
                 if stop:
-                    _ev(ev, m, -1, cut, dg, k)
+                    _ev(ev, m, -1, cut_ev, dg, k)
                 j += 1
                 q += 1
                 continue
@@ -857,13 +876,12 @@ def walk_datagrams(buf: np.ndarray, offset: np.ndarray, length: np.ndarray,
                     m[S_DISCARD_REASON, i] = vout
             sq[Q_DROPS, q] = drops
             if stop:
-                _ev(ev, m, i, cut, dg, k)
+                _ev(ev, m, i, cut_ev, dg, k)
             _flow_records(buf, rl, send, m, i, s, t, tables, params, ev, dg, k)
             i += 1
             q += 1
-        if fill:
-            if n < nsamp and not stop and not flagged:
-                _ev(ev, m, -1, cut if truncated[k] else E.EV_COUNT_TOO_LARGE, dg, k)
-            elif n == nsamp and end - pos > 0 and not stop:
-                ev[E.EV_TRAILING_BYTES] += 1
-    return i, j, q
+        if n < nsamp and not stop and not flagged:
+            _ev(ev, m, -1, cut_ev if truncated[k] else E.EV_COUNT_TOO_LARGE, dg, k)
+        elif n == nsamp and end - pos > 0 and not stop:
+            ev[E.EV_TRAILING_BYTES] += 1
+    return nd, i, j, q

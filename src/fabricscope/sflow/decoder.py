@@ -16,7 +16,8 @@ input; the chunks' batches are concatenated.
 
 from __future__ import annotations
 
-import itertools
+import contextlib
+import mmap
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,13 +39,10 @@ from fabricscope.sflow import events as _events  # noqa: F401  (registers the ev
 from fabricscope.sflow.accounting import Accounting
 from fabricscope.sflow.batch import counter_batch, empty_counter_batch
 from fabricscope.sflow.datagram import walk_datagrams
-from fabricscope.sflow.layout import D_COUNTERS, D_FLOWS, NCSLOTS, ND, NQ
+from fabricscope.sflow.layout import NCSLOTS, ND, NQ
 
 if TYPE_CHECKING:
     from fabricscope.capture.frames import FrameBatch
-
-_DUMMY = np.zeros((1, 1), np.int64)
-
 
 def padded_width(n: int) -> int:
     """Matrix width for ``n`` columns: an odd multiple of 8 int64 (64 bytes), so that the
@@ -53,9 +51,63 @@ def padded_width(n: int) -> int:
     return w + 8
 
 
-def new_slot_matrix(rows: int, n: int) -> np.ndarray:
-    """A (rows, padded_width(n)) int64 matrix of -1."""
-    return np.full((rows, padded_width(n)), -1, dtype=np.int64)
+_HUGE = 2 << 20
+
+
+class MatrixPool:
+    """One reusable int64 matrix (rows x padded width) for the decoder's slot matrices.
+
+    Allocating a fresh matrix for every batch costs a page fault per 4 KiB; this one is
+    allocated once (anonymous memory, advised for transparent huge pages so that the
+    per-record column writes, one row apart, do not miss the TLB) and only the columns a
+    batch uses are reset to -1.
+    """
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.width = 0
+        self._mm: mmap.mmap | None = None
+        self.m = np.zeros((rows, 0), np.int64)
+
+    def get(self, cols: int) -> np.ndarray:
+        """The matrix with at least ``cols`` columns, its first ``cols`` columns -1."""
+        if cols > self.width:
+            self._alloc(max(cols, self.width * 2))
+        self.m[:, :cols] = -1
+        return self.m
+
+    def _alloc(self, cols: int) -> None:
+        w = padded_width(cols)
+        nbytes = self.rows * w * 8
+        mm = mmap.mmap(-1, nbytes + _HUGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        with contextlib.suppress(AttributeError, OSError):
+            mm.madvise(mmap.MADV_HUGEPAGE)  # type: ignore[attr-defined]
+        raw = np.frombuffer(mm, dtype=np.uint8)
+        skip = (-raw.ctypes.data) % _HUGE
+        self.m = raw[skip:skip + nbytes].view(np.int64).reshape(self.rows, w)
+        self._mm = mm
+        self.width = w
+
+    def owns(self, address: int) -> bool:
+        base = self.m.ctypes.data
+        return base <= address < base + self.m.nbytes
+
+
+def _detach(batch: pa.RecordBatch, pool: MatrixPool) -> pa.RecordBatch:
+    """Copy the columns of ``batch`` that share memory with the pool's matrix (Arrow wraps
+    NumPy int64 rows without copying), so the matrix can be reused."""
+    cols = list(batch.columns)
+    changed = False
+    for n, col in enumerate(cols):
+        bufs = col.buffers()
+        if not any(b is not None and pool.owns(b.address) for b in bufs):
+            continue
+        copied = [None if b is None else pa.py_buffer(b.to_pybytes()) for b in bufs]
+        cols[n] = pa.Array.from_buffers(col.type, len(col), copied, offset=col.offset)
+        changed = True
+    if not changed:
+        return batch
+    return pa.RecordBatch.from_arrays(cols, schema=batch.schema)
 
 
 class SflowDecoder:
@@ -72,6 +124,9 @@ class SflowDecoder:
         self.max_batch_records = max(int(max_batch_records), 1)
         self.datagrams = 0
         """Datagrams decoded so far (also the running datagram index)."""
+        self._mpool = MatrixPool(NSLOTS)
+        self._cpool = MatrixPool(NCSLOTS)
+        self._bytes_per_row = 200  # learnt: datagram bytes per row, sizes the matrices
         self.records = 0
         self.counter_rows = 0
 
@@ -130,58 +185,37 @@ class SflowDecoder:
         if buf.dtype != np.uint8:
             buf = buf.view(np.uint8)
         dg = np.full((ND, nd), -1, dtype=np.int64)
-        walk_datagrams(buf, offset, length, truncated, ts_ns, ts_prec, file_offset, 0,
-                       _DUMMY, _DUMMY, _DUMMY, dg, self.tables, self.params,
-                       self.event_counts, False)
-        # chunk boundaries: at most ~max_batch_records records (a single datagram's
-        # records are never split; their number is bounded by its bytes)
-        per = dg[D_FLOWS] + dg[D_COUNTERS]
-        bounds = [0]
-        if int(per.sum()) > self.max_batch_records:
-            cum = np.cumsum(per)
-            while True:
-                lo = bounds[-1]
-                base = int(cum[lo - 1]) if lo > 0 else 0
-                hi = int(np.searchsorted(cum, base + self.max_batch_records, side="right"))
-                hi = max(hi, lo + 1)
-                if hi >= nd:
-                    break
-                bounds.append(hi)
-        bounds.append(nd)
+        # room for the records of the largest datagram (a sample takes >= 52 bytes)
+        floor = int(length.max()) // 52 + 1
+        est = int(length.sum()) // self._bytes_per_row + 64
         recs: list[pa.RecordBatch] = []
         cnts: list[pa.RecordBatch] = []
-        for a, b in itertools.pairwise(bounds):
+        k = 0
+        while k < nd:
+            cap = max(min(est, self.max_batch_records), floor)
+            m = self._mpool.get(cap)
+            cm = self._cpool.get(cap)
+            sq = np.full((NQ, 2 * cap), -1, dtype=np.int64)
+            k2, i, j, q = walk_datagrams(buf, offset, length, truncated, ts_ns, ts_prec,
+                                         file_offset, self.datagrams, k, m, cap, cm, cap,
+                                         sq, dg, self.tables, self.params,
+                                         self.event_counts)
             peers = None
             if peer_ver is not None and peer_hi is not None and peer_lo is not None:
-                peers = (peer_ver[a:b], peer_hi[a:b], peer_lo[a:b])
-            r, c = self._chunk(buf, offset[a:b], length[a:b], truncated[a:b], ts_ns[a:b],
-                               ts_prec[a:b], file_offset[a:b],
-                               int(dg[D_FLOWS, a:b].sum()), int(dg[D_COUNTERS, a:b].sum()),
-                               peers)
-            recs.append(r)
-            cnts.append(c)
+                peers = (peer_ver, peer_hi, peer_lo)
+            self.accounting.update(dg, nd, sq, q, k0=k, k1=k2, peers=peers)
+            self.records += i
+            self.counter_rows += j
+            recs.append(_detach(packet_batch(m, i, buf), self._mpool))
+            cnts.append(_detach(counter_batch(cm, j, buf), self._cpool))
+            est = max(est - i - j, 64)
+            k = k2
+        used = int(length.sum())
+        rows = sum(r.num_rows for r in recs) + sum(c.num_rows for c in cnts)
+        if rows:
+            self._bytes_per_row = max(52, min(4096, used // rows))
+        self.datagrams += nd
         self.accounting.events = self.events
         rec = recs[0] if len(recs) == 1 else pa.concat_batches(recs)
         cnt = cnts[0] if len(cnts) == 1 else pa.concat_batches(cnts)
         return rec, cnt
-
-    def _chunk(self, buf: np.ndarray, offset: np.ndarray, length: np.ndarray,
-               truncated: np.ndarray, ts_ns: np.ndarray, ts_prec: np.ndarray,
-               file_offset: np.ndarray, nrec: int, ncnt: int,
-               peers: tuple[np.ndarray, np.ndarray, np.ndarray] | None
-               ) -> tuple[pa.RecordBatch, pa.RecordBatch]:
-        nd = int(offset.shape[0])
-        m = new_slot_matrix(NSLOTS, nrec)
-        cm = new_slot_matrix(NCSLOTS, ncnt)
-        sq = np.full((NQ, nrec + ncnt), -1, dtype=np.int64)
-        dg = np.full((ND, nd), -1, dtype=np.int64)
-        i, j, q = walk_datagrams(buf, offset, length, truncated, ts_ns, ts_prec,
-                                 file_offset, self.datagrams, m, cm, sq, dg, self.tables,
-                                 self.params, self.event_counts, True)
-        if i != nrec or j != ncnt or q != nrec + ncnt:  # pragma: no cover - a bug
-            raise RuntimeError("sFlow walk: counting and filling passes disagree")
-        self.accounting.update(dg, nd, sq, q, peers=peers)
-        self.datagrams += nd
-        self.records += i
-        self.counter_rows += j
-        return packet_batch(m, i, buf), counter_batch(cm, j, buf)

@@ -26,6 +26,8 @@ import ipaddress
 import struct
 from collections.abc import Sequence
 
+import numpy as np
+
 __all__ = [
     "IF_DISCARDED",
     "IF_INTERNAL",
@@ -49,6 +51,7 @@ __all__ = [
     "sampled_ethernet",
     "sampled_ipv4",
     "sampled_ipv6",
+    "synthetic_datagrams",
     "tunnel_ipv4",
     "tunnel_ipv6",
     "vni",
@@ -280,3 +283,107 @@ def port_name(name: str | bytes) -> bytes:
     """Port name (0:1005): ``string name<255>``."""
     b = name.encode() if isinstance(name, str) else name
     return counter_record(1005, _opaque(b))
+
+
+# -- synthetic traffic (benchmarks, load tests, the simulator) -----------------------------
+
+def _vxlan_frame(i: int, size: int) -> bytes:
+    """Ethernet/IPv4/UDP 4789/VXLAN/Ethernet/IPv4/TCP, ``size`` bytes (>= 104), variant i."""
+    inner_ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, size - 64, i & 0xFFFF, 0x4000, 64, 6, 0,
+                           bytes([10, 1, i & 0xFF, 5]), bytes([10, 2, (i >> 8) & 0xFF, 9]))
+    tcp = struct.pack(">HHIIBBHHH", 40000 + (i & 0x3FF), 443, i, 0, 0x50, 0x18, 512, 0, 0)
+    inner = (bytes.fromhex("02000000aa01") + bytes.fromhex("02000000bb02") + b"\x08\x00"
+             + inner_ip + tcp)
+    vx = struct.pack(">II", 0x08000000, (5000 + (i & 0xFF)) << 8)
+    udp = struct.pack(">HHHH", 49152 + (i & 0x3FFF), 4789, 8 + 8 + len(inner) + 64, 0)
+    outer_ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp) + len(vx) + len(inner) + 64,
+                           0, 0x4000, 64, 17, 0, bytes([192, 0, 2, 1 + (i & 0x3F)]),
+                           bytes([192, 0, 2, 101 + ((i >> 6) & 0x3F)]))
+    frame = (bytes.fromhex("0c0000000001") + bytes.fromhex("0c0000000002") + b"\x08\x00"
+             + outer_ip + udp + vx + inner)
+    frame += bytes(max(0, size - len(frame)))
+    return frame[:size]
+
+
+def synthetic_datagrams(count: int, *, samples: int = 7, header_bytes: int = 128,
+                        switch_every: int = 2, counters_every: int = 10, agents: int = 1,
+                        variants: int = 64, start_seq: int = 1
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count`` datagrams back to back -> (buf uint8, offset int64, length int64).
+
+    Each datagram holds ``samples`` expanded flow samples (source index 1..samples,
+    sampling rate 1024) whose raw headers are VXLAN-in-IPv4 frames of up to
+    ``header_bytes`` bytes (104..header_bytes; VNI 5000..5255, varied inner addresses and
+    ports); one flow sample in ``switch_every`` has an extended switch record; every
+    ``counters_every``-th datagram adds a counter sample (generic + Ethernet + port name).
+    Agents 10.0.0.1.. take turns; sequence numbers are contiguous per agent (datagrams)
+    and per source (samples), starting at ``start_seq``. Built from ``variants`` templates
+    patched with NumPy: no Python object per datagram.
+    """
+    if count <= 0:
+        return np.zeros(0, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    lo = min(104, header_bytes)
+    templates: list[bytes] = []
+    sample_seq_off: list[list[int]] = []
+    counter_seq_off: list[int] = []
+    for with_counters in (False, True):
+        for v in range(variants):
+            smp: list[bytes] = []
+            offs: list[int] = []
+            pos = 28  # datagram header with an IPv4 agent
+            for k in range(samples):
+                n = v * samples + k
+                size = header_bytes - (n * 7) % (header_bytes - lo + 1)
+                recs = [raw_header(_vxlan_frame(n, size), frame_length=size + 400 + n % 1000)]
+                if switch_every and n % switch_every == 0:
+                    recs.append(extended_switch(100 + v % 16, 0, 200 + k, 0))
+                s = flow_sample(seq=0, source_id_index=k + 1, sampling_rate=1024,
+                                sample_pool=0, input_if=k + 1, output_if=10 + k,
+                                expanded=True, records=recs)
+                offs.append(pos + 8)
+                pos += len(s)
+                smp.append(s)
+            coff = -1
+            if with_counters:
+                c = counter_sample(seq=0, source_id_index=100, expanded=True, records=[
+                    generic_interface_counters(ifindex=100, in_octets=10**9, out_octets=10**9),
+                    ethernet_interface_counters(), port_name("uplink0")])
+                coff = pos + 8
+                smp.append(c)
+            templates.append(datagram(agent="10.0.0.1", seq=0, uptime_ms=0, samples=smp))
+            sample_seq_off.append(offs)
+            counter_seq_off.append(coff)
+    tarr = [np.frombuffer(t, np.uint8) for t in templates]
+    tlen = np.array([len(t) for t in templates], np.int64)
+    n_idx = np.arange(count, dtype=np.int64)
+    agent = n_idx % agents
+    per_agent = n_idx // agents  # datagram number within its agent
+    with_c = (per_agent % counters_every == 0) if counters_every else np.zeros(count, bool)
+    choice = (n_idx % variants) + np.where(with_c, variants, 0)
+    length = tlen[choice]
+    offset = np.zeros(count, np.int64)
+    np.cumsum(length[:-1], out=offset[1:])
+    buf = np.empty(int(length.sum()), np.uint8)
+    for tno, tarray in enumerate(tarr):
+        starts = offset[choice == tno]
+        if len(starts):
+            buf[starts[:, None] + np.arange(len(tarray))] = tarray
+
+    def put(pos: np.ndarray, val: np.ndarray) -> None:
+        val = val & 0xFFFFFFFF
+        for b in range(4):
+            buf[pos + b] = (val >> (24 - 8 * b)) & 0xFF
+
+    put(offset + 8, (10 << 24) + 1 + agent)  # agent address
+    put(offset + 16, start_seq + per_agent)  # datagram sequence
+    put(offset + 20, 1000 + 10 * per_agent)  # uptime
+    soffs = np.array(sample_seq_off, np.int64)  # (templates, samples)
+    for k in range(samples):
+        put(offset + soffs[choice, k], start_seq + per_agent)
+        # sample pool: sampling rate x samples taken so far
+        put(offset + soffs[choice, k] + 16, 1024 * (start_seq + per_agent))
+    coffs = np.array(counter_seq_off, np.int64)[choice]
+    has = coffs >= 0
+    put(offset[has] + coffs[has], start_seq + per_agent[has] // max(counters_every, 1))
+    return buf, offset, length
+
