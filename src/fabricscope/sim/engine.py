@@ -65,6 +65,8 @@ ProgressFn = Callable[[int, int, int], None]
 
 COLLECTOR_MAC = np.uint64(0x02C011EC7002)
 # counter matrix columns
+SLICE_SAMPLES = 200_000
+"""Samples are drawn and rendered in time slices of about this many (bounds memory)."""
 C_IN_OCT, C_IN_PKT, C_IN_DISC, C_IN_ERR, C_OUT_OCT, C_OUT_PKT, C_OUT_DISC, C_OUT_ERR = range(8)
 
 
@@ -131,7 +133,7 @@ class _Run:
         lens = np.array([min(self.I, p.duration_ns - e * self.I) for e in range(self.n_epochs)],
                         np.float64)
         rng0 = np.random.default_rng([p.seed, 3])
-        self.conv_counts = rng0.multinomial(p.flows, lens / lens.sum())
+        self.conv_counts = rng0.multinomial(p.n_conversations, lens / lens.sum())
         nif, ndev = fab.n_ifs, fab.n_devices
         self.cnt = np.zeros((nif, 8), np.uint64)
         self.cnt[:, C_IN_OCT] = rng0.integers(0, 2**40, nif).astype(np.uint64)
@@ -337,6 +339,8 @@ class _Run:
         parts = []
         if e == 0:
             parts.append(gen.featured_flows())
+            if p.steady_mbps > 0:
+                parts.append(gen.steady_flows(np.random.default_rng([p.seed, 7])))
         parts.append(gen.conversations(rng, int(self.conv_counts[e]), a, b))
         for i, ev in enumerate(fab.events):
             if ev.kind == "congestion" and a <= ev.t_from < b and ev.t_to is not None:
@@ -351,7 +355,7 @@ class _Run:
         self._truth_segments(segs)
         self.active = concat([self.active, segs])
 
-        # ---- traffic in [a, b)
+        # ---- traffic in [a, b): counters for the whole interval
         act = self.active
         nif = fab.n_ifs
         din = np.zeros(nif, np.int64)
@@ -359,7 +363,7 @@ class _Run:
         din_oct = np.zeros(nif, np.int64)
         dout_oct = np.zeros(nif, np.int64)
         srng = np.random.default_rng([p.seed, 2, e])
-        samples: Table = {}
+        ao: Table = {}
         if nrows(act):
             lo = np.maximum(a, act["t0"])
             hi = np.minimum(b, act["t1"])
@@ -384,16 +388,6 @@ class _Run:
                 np.int64)
             dout_oct = np.rint(np.bincount(hp["out_if"], weights=octs, minlength=nif)
                                ).astype(np.int64)
-            nsamp = srng.binomial(hpk, 1.0 / p.sampling_rate)
-            si = np.repeat(np.arange(hpk.shape[0]), nsamp)
-            sr = r[si]
-            ts = lo[sr] + np.floor(srng.random(si.shape[0]) * (hi[sr] - lo[sr])).astype(
-                np.int64)
-            samples = {"ts": ts, "seg": sr, "dev": hp["dev"][si], "in_if": hp["in_if"][si],
-                       "out_if": hp["out_if"][si], "ttl": hp["ttl"][si],
-                       "eth_src": hp["eth_src"][si], "eth_dst": hp["eth_dst"][si],
-                       "hop": hp["hop"][si]}
-            samples_seg = ao
         pool_before = self.cnt[:, C_IN_PKT].copy()
         self.cnt[:, C_IN_PKT] += din.astype(np.uint64)
         self.cnt[:, C_OUT_PKT] += dout.astype(np.uint64)
@@ -401,17 +395,39 @@ class _Run:
         self.cnt[:, C_OUT_OCT] += dout_oct.astype(np.uint64)
         self._event_counters(np.random.default_rng([p.seed, 5, e]), a, b, din, dout, dout_oct)
 
-        # ---- samples -> datagrams
-        if nrows(samples):
-            self._render(samples, samples_seg, srng, a, b, pool_before, din)
+        # ---- samples -> datagrams, in time slices of at most ~SLICE_SAMPLES samples
+        if nrows(ao):
+            expected = float(hpk.sum()) / p.sampling_rate
+            n_sl = max(1, min(math.ceil(expected / SLICE_SAMPLES), (b - a) // 1_000_000))
         else:
-            self._render({}, {}, srng, a, b, pool_before, din)
+            n_sl = 1
+        for k in range(n_sl):
+            s0 = a + (b - a) * k // n_sl
+            s1 = a + (b - a) * (k + 1) // n_sl
+            samples: Table = {}
+            if nrows(ao):
+                lo_s = np.maximum(lo, s0)
+                hi_s = np.minimum(hi, s1)
+                pk_s = np.where(lo_s < hi_s, cum_packets(ao, hi_s) - cum_packets(ao, lo_s), 0)
+                nsamp = srng.binomial(pk_s[r], 1.0 / p.sampling_rate)
+                si = np.repeat(np.arange(r.shape[0]), nsamp)
+                sr = r[si]
+                ts = lo_s[sr] + np.floor(srng.random(si.shape[0]) * (hi_s[sr] - lo_s[sr])
+                                         ).astype(np.int64)
+                samples = {"ts": ts, "seg": sr, "dev": hp["dev"][si],
+                           "in_if": hp["in_if"][si], "out_if": hp["out_if"][si],
+                           "ttl": hp["ttl"][si], "eth_src": hp["eth_src"][si],
+                           "eth_dst": hp["eth_dst"][si], "hop": hp["hop"][si]}
+            self._render(samples if nrows(samples) else {}, ao, srng, s0, s1, a, b,
+                         pool_before, din)
         self.active = take(act, np.nonzero(act["t1"] > b)[0]) if nrows(act) else {}
         if (b - self.t_start) % self.I == 0:
             self._poll(b)
 
-    def _render(self, s: Table, ao: Table, rng: np.random.Generator, a: int, b: int,
-                pool_before: NDArray[np.uint64], din: I64) -> None:
+    def _render(self, s: Table, ao: Table, rng: np.random.Generator, s0: int, s1: int,
+                a: int, b: int, pool_before: NDArray[np.uint64], din: I64) -> None:
+        """Samples of the slice ``[s0, s1)`` of the interval ``[a, b)`` (and the counter
+        datagrams due before ``s1``) -> datagrams in the pcap."""
         p, fab = self.p, self.fab
         n = nrows(s)
         hdr = np.zeros((n, HDR), np.uint8)
@@ -454,7 +470,7 @@ class _Run:
                                 round(p.flush_interval * NS))
             first = np.concatenate([[0], np.nonzero(np.diff(g))[0] + 1]).astype(np.int64)
             last = np.concatenate([first[1:], [n]]) - 1
-            f_dg = {"dev": s["dev"][first], "ts": np.minimum(s["ts"][last] + 100_000, b - 1),
+            f_dg = {"dev": s["dev"][first], "ts": np.minimum(s["ts"][last] + 100_000, s1 - 1),
                     "first": first, "count": last - first + 1,
                     "kind": np.zeros(first.shape[0], np.int64)}
         else:
@@ -464,13 +480,20 @@ class _Run:
             fs = {k: np.zeros(0, np.int64) for k in ("seq", "src", "rate", "pool", "in", "out",
                                                     "flen", "hl")}
         cs = self.pending
-        self.pending = None
-        if cs is not None:
-            c_dg = {"dev": cs["dev"], "ts": cs["ts"], "first": cs["first"],
-                    "count": cs["count"], "kind": np.ones(cs["dev"].shape[0], np.int64)}
+        due = cs["ts"] < s1 if cs is not None else None
+        if cs is not None and due is not None and due.any():
+            c_dg = {"dev": cs["dev"][due], "ts": cs["ts"][due], "first": cs["first"][due],
+                    "count": cs["count"][due], "kind": np.ones(int(due.sum()), np.int64)}
             dg = concat([f_dg, c_dg])
+            if due.all():
+                self.pending = None
+            else:
+                rest = ~due
+                self.pending = dict(cs, dev=cs["dev"][rest], ts=cs["ts"][rest],
+                                    first=cs["first"][rest], count=cs["count"][rest])
         else:
             dg = f_dg
+        if cs is None or due is None or not due.any():
             cs = {"seq": np.zeros(0, np.int64), "ifindex": np.zeros(0, np.int64),
                   "speed": np.zeros(0, np.uint64), "vals": np.zeros((0, 8), np.uint64),
                   "name": np.zeros((0, self.if_name_bytes.shape[1]), np.uint8),
@@ -554,8 +577,9 @@ class _Run:
 
     def finish(self) -> None:
         if self.pending is not None:
+            end = int(self.pending["ts"].max()) + 1
             self._render({}, {}, np.random.default_rng([self.p.seed, 9]), self.t_end,
-                         self.t_end + self.I, self.cnt[:, C_IN_PKT].copy(),
+                         end, self.t_end, end, self.cnt[:, C_IN_PKT].copy(),
                          np.zeros(self.fab.n_ifs, np.int64))
         self.pcap.close()
         for w in self.w.values():

@@ -31,8 +31,13 @@ class SimParams:
     vnfs: int = 2
     chains: int = 1
     duration: float = 900.0
-    flows: int = 3000
-    """Conversations started over the run (each gives one or two directional flows)."""
+    flows: int | None = None
+    """Conversations started over the run (each gives one or two directional flows);
+    None: ``flow_rate`` per second of the run."""
+    flow_rate: float = 3.0
+    steady_mbps: float = 0.0
+    """Average rate per hypervisor of long-lived flows (storage, replication, streams):
+    one per VM, to another VM of its tenant, for the whole run."""
     sampling_rate: int = 1000
     encap: str = "vxlan"
     """vxlan, geneve, nvgre, or mixed (networks take them in turn)."""
@@ -69,6 +74,12 @@ class SimParams:
     @property
     def n_gateways(self) -> int:
         return self.gateways if self.gateways > 0 else max(1, self.leaves // 8)
+
+    @property
+    def n_conversations(self) -> int:
+        if self.flows is not None:
+            return self.flows
+        return round(self.flow_rate * self.duration)
 
     @property
     def start_ns(self) -> int:
@@ -113,7 +124,10 @@ class SimParams:
         need(self.duration >= self.counter_interval, "--duration",
              f"must be at least {self.counter_interval:g} s (one counter interval)")
         need(self.duration <= 7 * 86400, "--duration", "at most 7 days")
-        need(self.flows >= 0, "--flows", "must not be negative")
+        need(self.flows is None or self.flows >= 0, "--flows", "must not be negative")
+        need(self.flow_rate >= 0, "--flow-rate", "must not be negative")
+        need(0 <= self.steady_mbps <= self.host_speed / 1e6, "--steady-mbps",
+             "must be 0..host speed")
         need(1 <= self.sampling_rate <= 2**31, "--sampling-rate", "must be 1..2^31")
         need(self.encap in (*ENCAPS, "mixed"), "--encap", "one of vxlan, geneve, nvgre, mixed")
         need(self.underlay in ("ipv4", "ipv6"), "--underlay", "ipv4 or ipv6")
@@ -185,23 +199,25 @@ def parse_events(text: str) -> tuple[str, ...]:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the CLI defaults
-    "small": {},
+    "small": {"steady_mbps": 5.0},
     # `fabricscope demo`: quick, a few thousand samples, every feature visible
     "demo": {
         "spines": 2, "leaves": 3, "hosts_per_leaf": 3, "tenants": 2, "vms": 12, "vnfs": 2,
-        "chains": 1, "duration": 300.0, "flows": 500, "sampling_rate": 1000,
+        "chains": 1, "duration": 300.0, "flow_rate": 5 / 3, "sampling_rate": 1000,
         "events": ("migration", "vnf-insert", "link-errors", "sflow-outage"),
         "host_speed": 10_000_000_000, "uplink_speed": 40_000_000_000,
         "featured_mbps": 6.0,
     },
     "1k": {
         "spines": 4, "leaves": 25, "hosts_per_leaf": 40, "tenants": 50, "vms": 4000,
-        "vnfs": 30, "chains": 20, "duration": 900.0, "flows": 60_000,
+        "vnfs": 30, "chains": 20, "duration": 900.0, "flow_rate": 100.0,
+        "steady_mbps": 80.0,
         "sampling_rate": 4096, "encap": "mixed", "featured_mbps": 50.0,
     },
     "10k": {
         "spines": 8, "leaves": 250, "hosts_per_leaf": 40, "tenants": 500, "vms": 40_000,
-        "vnfs": 150, "chains": 100, "duration": 900.0, "flows": 600_000,
+        "vnfs": 150, "chains": 100, "duration": 900.0, "flow_rate": 1000.0,
+        "steady_mbps": 80.0,
         "sampling_rate": 8192, "encap": "mixed", "featured_mbps": 100.0,
     },
 }

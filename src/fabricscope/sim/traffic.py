@@ -28,8 +28,9 @@ from fabricscope.sim.fabric import ENCAP_CODE, Fabric, ipv4, outer_proto_x
 Table = dict[str, NDArray]  # type: ignore[type-arg]
 I64 = NDArray[np.int64]
 
-KIND_NAMES = ("https", "http", "east-west", "bulk", "dns", "stream", "ping", "backup")
-K_HTTPS, K_HTTP, K_EW, K_BULK, K_DNS, K_STREAM, K_PING, K_BACKUP = range(8)
+KIND_NAMES = ("https", "http", "east-west", "bulk", "dns", "stream", "ping", "backup",
+              "steady")
+K_HTTPS, K_HTTP, K_EW, K_BULK, K_DNS, K_STREAM, K_PING, K_BACKUP, K_STEADY = range(9)
 NS = 1_000_000_000
 INF = np.iinfo(np.int64).max
 
@@ -312,6 +313,44 @@ class TrafficGen:
                 one * fx["sport"], one * fx["dport"], one * s, one * e, one * pk,
                 one * 1514, one * rev, one * 1514, one * chain, one * (i + 1)))
         return concat(out)
+
+    def steady_flows(self, rng: np.random.Generator) -> Table:
+        """One long-lived flow per VM for the whole run (web -> app, app -> db, db -> db
+        replication), lognormal rates averaging ``steady_mbps`` per hypervisor; the
+        replies are ACKs (one 66-byte frame per two data frames)."""
+        fab, p = self.fab, self.p
+        T = p.tenants
+        src = np.concatenate([fab.tenant_role_eps[t][r] for t in range(T) for r in range(3)])
+        n = src.shape[0]
+        if n == 0:
+            return {}
+        tenant = fab.ep_tenant[src]
+        role = fab.net_role[fab.ep_net[src]]
+        dst_role = np.minimum(role + 1, 2)
+        dst = self._pick(rng, tenant, dst_role)
+        same = dst == src
+        if same.any():
+            dst[same] = self._pick(rng, tenant[same], np.ones(int(same.sum()), np.int64))
+        still = dst == src
+        if still.any():
+            dst[still] = self._pick(rng, tenant[still], np.zeros(int(still.sum()), np.int64))
+        n_hv = p.leaves * p.hosts_per_leaf
+        mean = p.steady_mbps * 1e6 * n_hv / n
+        sigma = 1.0
+        rate = mean * np.exp(rng.normal(-sigma**2 / 2, sigma, n))
+        rate = np.minimum(rate, 0.5 * p.host_speed)
+        start = self.t_start + np.floor(rng.random(n) * 2 * NS).astype(np.int64)
+        end = np.full(n, self.t_end, np.int64)
+        dur = (end - start) / NS
+        pk = np.maximum(1, (rate * dur / (1514 * 8)).astype(np.int64))
+        one = np.ones(n, np.int64)
+        dport = np.where(dst_role == 2, 5432, 8080).astype(np.int64)
+        dport[(role == 2) & (dst_role == 2)] = 873
+        return self._flows(
+            self.ids.convs(n), one * K_STEADY, tenant, src, dst,
+            fab.ep_ip[src].astype(np.uint32), fab.ep_ip[dst].astype(np.uint32), one * 6,
+            np.asarray(rng.integers(32768, 61000, n), np.int64), dport, start, end, pk,
+            one * 1514, np.maximum(1, pk // 2), one * 66, -one, np.zeros(n, np.int64))
 
     def backup_flows(self, t0: int, t1: int, spine: int) -> Table:
         """The congestion event's bulk transfers: one per (source, sink) pair, with a source

@@ -76,6 +76,12 @@ def sim(
     flows: Annotated[int | None, Opt("--flows", help="Conversations started over the run "
                                      "(TCP, DNS and ping ones have a reverse flow).",
                                      show_default=False)] = None,
+    flow_rate: Annotated[float | None, Opt("--flow-rate", help="Conversations started per "
+                                           "second (when --flows is not given).",
+                                           show_default=False)] = None,
+    steady_mbps: Annotated[float | None, Opt("--steady-mbps", help="Average Mb/s per host "
+                                             "of long-lived flows (one per VM).",
+                                             show_default=False)] = None,
     sampling_rate: Annotated[int | None, Opt("--sampling-rate", help="1 in N packets.",
                                              show_default=False)] = None,
     encap: Annotated[str | None, Opt("--encap", help="vxlan, geneve, nvgre or mixed.",
@@ -125,6 +131,7 @@ def sim(
     for key, val in (("spines", spines), ("leaves", leaves),
                      ("hosts_per_leaf", hosts_per_leaf), ("tenants", tenants), ("vms", vms),
                      ("vnfs", vnfs), ("chains", chains), ("flows", flows),
+                     ("flow_rate", flow_rate), ("steady_mbps", steady_mbps),
                      ("sampling_rate", sampling_rate), ("encap", encap),
                      ("underlay", underlay), ("seed", seed), ("sfc_mpls", sfc_mpls)):
         if val is not None:
