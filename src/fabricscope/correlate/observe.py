@@ -2,7 +2,7 @@
 
 An *observation* is what one observation point (an sFlow agent with its in/out ifIndex,
 or a capture when there is no agent) saw of one inner flow inside one tunnel segment with
-one outer 5-tuple: sample count, estimated packets and bytes, first and last time, the
+one outer 5-tuple in one minute: sample count, estimated packets and bytes, first and last time, the
 median outer TTL (to order hops along a routed path) and the networking-sfc MPLS label.
 
 Estimates: an sFlow sample stands for ``sampling_rate`` packets and ``frame_len`` x rate
@@ -28,6 +28,7 @@ SELECT
   inner_src, inner_dst, inner_proto, inner_sport, inner_dport,
   CAST(encap AS VARCHAR) AS encap, vni, src, dst, proto, sport, dport,
   agent, in_if, out_if,
+  epoch_ns(ts) // 60000000000 AS minute,
   count(*) AS samples,
   sum(coalesce(sampling_rate, 1))::DOUBLE AS est_packets,
   sum(coalesce(frame_len, 0)::DOUBLE * coalesce(sampling_rate, 1)) AS est_bytes,
@@ -87,7 +88,8 @@ def observations(records: pa.Table) -> list[Obs]:
         con.close()
     out: list[Obs] = []
     for (isrc, idst, iproto, isport, idport, encap, vni, src, dst, proto, sport, dport,
-         agent, in_if, out_if, samples, estp, estb, first_ns, last_ns, ttl, mpls) in rows:
+         agent, in_if, out_if, _minute, samples, estp, estb, first_ns, last_ns, ttl,
+         mpls) in rows:
         out.append(Obs(
             inner=(isrc, idst, iproto, isport, idport), encap=encap, vni=vni,
             outer_src=src, outer_dst=dst, outer5=(proto, sport, dport), agent=agent,

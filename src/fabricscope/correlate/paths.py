@@ -19,6 +19,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from fabricscope.correlate.observe import Obs
 
@@ -134,8 +135,7 @@ class _Variant:
 @dataclass
 class _Seg:
     agg: Agg = field(default_factory=Agg)
-    variants: dict[tuple[int | None, int | None, int | None], _Variant] = field(
-        default_factory=dict)
+    obs: list[Obs] = field(default_factory=list)
     mpls: int | None = None
 
 
@@ -190,33 +190,60 @@ def _chains(segs: dict[SegKey, _Seg], host_of: Callable[[bytes | None], str | No
     return chains
 
 
-def build_paths(obs: Sequence[Obs], host_of: Callable[[bytes | None], str | None]
-                ) -> list[Path]:
-    """Group observations into paths. ``host_of`` maps an outer IP to a host identity
-    (inventory name, or the IP itself) so that several tunnel IPs of one host chain."""
-    flows: dict[InnerKey, dict[SegKey, _Seg]] = defaultdict(dict)
-    for o in obs:
-        seg = flows[o.inner].setdefault(o.segment, _Seg())
-        seg.agg.add(o)
-        if o.mpls_label is not None:
-            seg.mpls = o.mpls_label
-        var = seg.variants.setdefault(o.outer5, _Variant())
+def _window(chain: list[SegKey], segs: dict[SegKey, _Seg]) -> tuple[int, int]:
+    """When the whole chain was in use: the overlap of its segments' spans (a segment
+    shared with another chain, e.g. the leg before a VM migration, is cut to it)."""
+    lo = max(segs[k].agg.first_ns for k in chain)
+    hi = min(segs[k].agg.last_ns for k in chain)
+    if lo > hi:  # chained across a short gap (tolerance): take the whole span
+        lo = min(segs[k].agg.first_ns for k in chain)
+        hi = max(segs[k].agg.last_ns for k in chain)
+    return lo, hi
+
+
+def _variants(seg: _Seg, lo: int, hi: int) -> dict[tuple[int | None, int | None, int | None],
+                                                   _Variant]:
+    """The segment's observations that fall in [lo, hi], grouped by outer 5-tuple."""
+    out: dict[tuple[int | None, int | None, int | None], _Variant] = {}
+    for o in seg.obs:
+        if o.last_ns < lo - OVERLAP_TOLERANCE_NS or o.first_ns > hi + OVERLAP_TOLERANCE_NS:
+            continue
+        var = out.setdefault(o.outer5, _Variant())
         var.agg.add(o)
         if o.agent is None:
             var.capture.add(o)
         else:
             var.hops.setdefault((o.agent, o.in_if, o.out_if), Agg()).add(o)
+    return out
+
+
+def build_paths(obs: Sequence[Obs], host_of: Callable[[bytes | None], str | None]
+                ) -> list[Path]:
+    """Group observations into paths. ``host_of`` maps an outer IP to a host identity
+    (inventory name, or the IP itself) so that several tunnel IPs of one host chain.
+
+    Observations should be per time bucket (correlate/observe.py: one minute) so that a
+    segment shared by two chains in different time spans is split between them."""
+    flows: dict[InnerKey, dict[SegKey, _Seg]] = defaultdict(dict)
+    for o in obs:
+        seg = flows[o.inner].setdefault(o.segment, _Seg())
+        seg.agg.add(o)
+        seg.obs.append(o)
+        if o.mpls_label is not None:
+            seg.mpls = o.mpls_label
 
     paths: dict[tuple[Hashable, ...], Path] = {}
     for inner, segs in flows.items():
-        for chain in _chains(segs, host_of):
-            # per segment: variants grouped by their ordered hop sequence
-            per_seg: list[list[tuple[tuple[HopKey, ...], list[_Variant]]]] = []
+        chains = _chains(segs, host_of)
+        for chain in chains:
+            lo, hi = _window(chain, segs) if len(chains) > 1 else (0, 2**63 - 1)
+            # per segment: variants in the chain's window, grouped by ordered hop sequence
+            per_seg: list[list[tuple[tuple[HopKey, ...], list[tuple[Any, _Variant]]]]] = []
             for sk in chain:
-                groups: dict[tuple[HopKey, ...], list[_Variant]] = {}
-                for var in segs[sk].variants.values():
+                groups: dict[tuple[HopKey, ...], list[tuple[Any, _Variant]]] = {}
+                for o5, var in _variants(segs[sk], lo, hi).items():
                     sig = tuple(k for k, _ in _order_hops(var.hops))
-                    groups.setdefault(sig, []).append(var)
+                    groups.setdefault(sig, []).append((o5, var))
                 per_seg.append(list(groups.items()))
             for combo in itertools.islice(itertools.product(*per_seg), MAX_VARIANT_COMBOS):
                 signature = tuple(zip(chain, (sig for sig, _ in combo), strict=True))
@@ -227,20 +254,19 @@ def build_paths(obs: Sequence[Obs], host_of: Callable[[bytes | None], str | None
                     paths[signature] = path
                 path.flows.add(inner)
                 for out_seg, (_sig, variants) in zip(path.segments, combo, strict=True):
-                    src_seg = segs[out_seg.key]
                     hop_by_key = {h.key: h for h in out_seg.hops}
-                    for var in variants:
+                    for o5, var in variants:
                         out_seg.agg.merge(var.agg)
                         path.agg.merge(var.agg)
-                        out_seg.outer5.update(o5 for o5, v in src_seg.variants.items()
-                                              if v is var)
+                        out_seg.outer5.add(o5)
                         for hk, a in var.hops.items():
                             hop_by_key[hk].agg.merge(a)
                             out_seg.obs_points.setdefault(hk[0], Agg()).merge(a)
                         if var.capture.samples:
                             out_seg.obs_points.setdefault(None, Agg()).merge(var.capture)
-                    if src_seg.mpls is not None:
-                        out_seg.mpls_label = src_seg.mpls
+                    mpls = segs[out_seg.key].mpls
+                    if mpls is not None:
+                        out_seg.mpls_label = mpls
     out = list(paths.values())
     out.sort(key=lambda p: (-p.agg.samples, p.agg.first_ns))
     return out

@@ -42,7 +42,7 @@ def _versions(inv: Inventory, w: Window, only: str | None) -> list[Chain]:
     from fabricscope.inventory import Chain
 
     out = []
-    for f in inv.facts("chains"):
+    for f in inv.facts("chains", all_versions=True):
         if not isinstance(f, Chain) or (only and f.name != only):
             continue
         lo = f.valid_from or w.since

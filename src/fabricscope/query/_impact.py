@@ -55,12 +55,8 @@ def _select(source: Source, agent: str, ifindex: int | None, w: Window) -> pa.Ta
     if ifindex is None:
         return source.select(RecordFilter(since=w.since, until=w.until, agent=agent),
                              columns=IMPACT_COLUMNS)
-    a = source.select(RecordFilter(since=w.since, until=w.until, agent=agent, in_if=ifindex),
-                      columns=IMPACT_COLUMNS)
-    b = source.select(RecordFilter(since=w.since, until=w.until, agent=agent, out_if=ifindex),
-                      columns=IMPACT_COLUMNS)
-    # a record both in and out of the same port (hairpin) appears in both selections
-    return pa.concat_tables([a, b], promote_options="permissive")
+    return source.select(RecordFilter(since=w.since, until=w.until, agent=agent,
+                                      interface=ifindex), columns=IMPACT_COLUMNS)
 
 
 _FLOWS_SQL = """
