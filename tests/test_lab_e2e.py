@@ -284,6 +284,23 @@ def test_sflow_capture_matches_the_ground_truth(lab_run: dict[str, Any]) -> None
         (DATA / "verify-facts.json").write_text(json.dumps(rep.facts, indent=1) + "\n")
 
 
+def test_trace_and_impact_on_the_live_run(lab_run: dict[str, Any], tmp_path: Path) -> None:
+    """fabricscope's decode -> store -> trace/impact over this run's samples: every probe's
+    hops are the ports OVS counted it on, the chained https flow crosses rta and fw1, the
+    impaired link's impact names the tenants whose flows crossed it."""
+    pytest.importorskip("fabricscope.query._trace")
+    from fabricscope.lab.verify import check_queries, ingest
+
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(lab_run["inventory"])
+    ingest(lab_run["pcap"], tmp_path / "db", lab_run["port"])
+    rep = check_queries(tmp_path / "db", lab_run["gt"], inv)
+    assert not rep.problems, "\n".join(rep.problems)
+    assert rep.facts["probe_traces_exact"] == rep.facts["probe_traces"] > 20
+    assert rep.facts["chain_traces"]["https-a1-a3-chained"] == ["rta", "fw1"]
+    assert rep.facts["impact_tenants"] == lab_run["gt"]["results"]["impairment"]["tenants"]
+
+
 def test_lab_down_leaves_nothing(lab_run: dict[str, Any]) -> None:
     down = lab_run["down"]
     assert down.returncode == 0, down.stderr
@@ -328,3 +345,33 @@ def test_down_after_a_crash_in_the_middle_of_up(tmp_path: Path) -> None:
     assert not _lab_names_left(prefix)
     assert not run_dir.exists()
     assert not [n for n, p in pids.items() if _alive(p)]
+
+
+def test_capture_option_records_the_switches_sflow(tmp_path: Path, tshark: str) -> None:
+    """`lab up --capture FILE`: the file holds sFlow from every switch and survives
+    `lab down`, which stops tcpdump and the collector socket."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    prefix, run_dir = "fsk-", tmp_path / "run"
+    if _lab_names_left(prefix):
+        pytest.skip(f"a lab with prefix {prefix} is already up")
+    pcap, inv = tmp_path / "out" / "lab.pcap", tmp_path / "out" / "inventory.yaml"
+    up = fs("lab", "up", "--run-dir", str(run_dir), "--prefix", prefix, "--mgmt-net",
+            "169.254.253.0/30", "--spines", "1", "--leaves", "2", "--hosts", "2",
+            "--sampling", "1", "--polling", "1", "--capture", str(pcap), "--inventory",
+            str(inv), "--json", check=False)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert json.loads(up.stdout)["capture"] == str(pcap)
+        fs("lab", "traffic", "--run-dir", str(run_dir), "--steps", "ping")
+        time.sleep(1.5)
+        pids = _pids(run_dir)
+        assert {"capture", "capture-sink"} <= set(pids)
+    finally:
+        fs("lab", "down", "--run-dir", str(run_dir))
+    assert not [n for n, p in pids.items() if _alive(p)]
+    assert inv.is_file() and not run_dir.exists() and not _lab_names_left(prefix)
+    out = subprocess.run([tshark, "-r", str(pcap), "-n", "-T", "fields", "-e",
+                          "sflow_245.agent"], capture_output=True, text=True, check=True)
+    assert set(out.stdout.split()) == {"172.30.1.1", "172.30.2.1", "172.30.2.2"}

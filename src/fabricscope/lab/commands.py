@@ -465,6 +465,17 @@ def up_steps(plan: LabPlan, paths: RunPaths) -> Iterator[tuple[str, list[Step]]]
     yield "services", service_steps(plan, paths)
 
 
+def capture_sink_step(plan: LabPlan, paths: RunPaths) -> Step:
+    """A socket on the collector address (root namespace) for ``lab up --capture``, so the
+    switches' datagrams are received, not answered with ICMP port unreachable."""
+    pid = paths.service_pidfile("capture-sink")
+    return Step((sys.executable, "-m", "fabricscope.lab.udpgen", "sink", "--address",
+                 plan.collector_ip, "--port", str(plan.config.collector_port), "--pidfile",
+                 str(pid), "--daemon"),
+                record={"kind": "process", "name": "capture-sink", "ns": None,
+                        "pidfile": str(pid), "comm": "python"})
+
+
 def all_up_steps(plan: LabPlan, paths: RunPaths) -> list[Step]:
     return [s for _, steps in up_steps(plan, paths) for s in steps]
 

@@ -30,6 +30,7 @@ from fabricscope.lab.commands import (
     NFT_TABLE,
     RunPaths,
     Step,
+    capture_sink_step,
     ofctl,
     up_steps,
     vsctl,
@@ -217,8 +218,38 @@ def probe_netem(runner: Runner, ns: str) -> bool:
     return False
 
 
+def start_capture(runner: Runner, plan: LabPlan, paths: RunPaths, out: Path,
+                  journal: Journal) -> None:
+    """``lab up --capture FILE``: a socket on the collector address and tcpdump on the
+    collector veth, writing the switches' sFlow datagrams to ``out``; ``lab down`` stops
+    both (tcpdump then closes the file, which stays)."""
+    runner.run(capture_sink_step(plan, paths))
+    pidfile = paths.service_pidfile("capture")
+    log = paths.service_log("capture")
+    journal.append({"kind": "process", "name": "capture", "ns": None, "pidfile": str(pidfile),
+                    "comm": "tcpdump", "output": str(out), "at": now_rfc3339()})
+    if out.resolve().is_relative_to(paths.run_dir.resolve()):
+        journal.append({"kind": "file", "path": str(out)})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            ["tcpdump", "-i", plan.mgmt.a.name, "-n", "-U", "-Z", "root", "-w", str(out),
+             "udp", "and", "dst", "port", str(plan.config.collector_port)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+            start_new_session=True)
+    pidfile.write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + 10
+    while b"listening on" not in log.read_bytes():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            text = log.read_text(errors="replace").strip().splitlines()
+            raise LabError(f"tcpdump on {plan.mgmt.a.name} did not start: "
+                           f"{text[-1] if text else 'no output'}")
+        time.sleep(0.05)
+
+
 def lab_up(config: LabConfig, *, encap_b: str = "auto", inventory: Path | None = None,
-           log: Log = _quiet, keep_on_error: bool = False, dry_run: bool = False) -> UpResult:
+           log: Log = _quiet, keep_on_error: bool = False, dry_run: bool = False,
+           capture: Path | None = None) -> UpResult:
     t0 = time.monotonic()
     paths = RunPaths(Path(config.run_dir))
     if encap_b not in ("auto", "vxlan", "geneve"):
@@ -268,6 +299,8 @@ def lab_up(config: LabConfig, *, encap_b: str = "auto", inventory: Path | None =
         for name, steps in phases[1:]:
             log(f"# {name}")
             runner.run_all(steps)
+            if name == "collector link" and capture is not None:
+                start_capture(runner, plan, paths, capture, journal)
             if name == "switches":
                 check_ports(runner, plan, paths)
         wait_fabric(runner, plan)
@@ -381,6 +414,13 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _netns_inode(name: str) -> tuple[int, int] | None:
     try:
         st = os.stat(NETNS_DIR / name)
@@ -446,6 +486,8 @@ def lab_down(run_dir: Path | str, *, log: Log = _quiet) -> DownResult:
             continue
         if ns is not None and _pid_netns(pid) != _netns_inode(str(ns)):
             continue  # pid reused by someone else
+        if r.get("comm") and not _comm(pid).startswith(str(r["comm"])):
+            continue  # a root-namespace helper whose pid was reused
         log(f"kill {pid} ({r.get('name')})")
         victims.append(pid)
     res.processes += _terminate(victims)

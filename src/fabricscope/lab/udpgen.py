@@ -40,10 +40,10 @@ def send(dst: str, dport: int, sport: int, count: int, size: int, interval: floa
     return sent
 
 
-def sink(port: int, pidfile: str | None, daemon: bool) -> None:
+def sink(port: int, pidfile: str | None, daemon: bool, address: str = "0.0.0.0") -> None:
     """Receive and discard UDP datagrams on ``port`` (so senders get no ICMP errors)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", port))
+    s.bind((address, port))
     if daemon:
         if os.fork():
             os._exit(0)
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--interval", type=float, default=0.001)
     b = sub.add_parser("sink")
     b.add_argument("--port", type=int, required=True)
+    b.add_argument("--address", default="0.0.0.0")
     b.add_argument("--pidfile")
     b.add_argument("--daemon", action="store_true")
     c = sub.add_parser("garp")
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         n = send(args.dst, args.dport, args.sport, args.count, args.size, args.interval)
         print(n)
     elif args.cmd == "sink":
-        sink(args.port, args.pidfile, args.daemon)
+        sink(args.port, args.pidfile, args.daemon, args.address)
     else:
         garp(args.iface, args.ip, args.mac)
     return 0

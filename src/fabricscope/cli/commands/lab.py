@@ -68,6 +68,10 @@ def register(app: typer.Typer) -> None:
                               "vxlan, geneve")] = "auto",
         inventory: Annotated[Path | None, typer.Option(
             help="write the lab's inventory here (default: RUN_DIR/inventory.yaml)")] = None,
+        capture: Annotated[Path | None, typer.Option(
+            help="record the switches' sFlow datagrams to this pcap (tcpdump on the collector "
+                 "link, and a socket on the collector address); `lab down` stops it")
+                           ] = None,
         keep_on_error: Annotated[bool, typer.Option(
             help="leave a half-built lab in place on failure (then `lab down`)")] = False,
         dry_run: Annotated[bool, typer.Option(
@@ -85,7 +89,7 @@ def register(app: typer.Typer) -> None:
                            header_bytes=header_bytes)
         config.validate()
         res = lab_up(config, encap_b=encap_b, inventory=inventory, log=_log(verbose),
-                     keep_on_error=keep_on_error, dry_run=dry_run)
+                     keep_on_error=keep_on_error, dry_run=dry_run, capture=capture)
         plan = res.plan
         if dry_run:
             for s in res.steps:
@@ -95,7 +99,7 @@ def register(app: typer.Typer) -> None:
             "run_dir": str(res.paths.run_dir), "seconds": round(res.seconds, 2),
             "commands": res.commands, "collector": plan.collector,
             "inventory": str(res.inventory), "geneve": res.geneve, "netem": res.netem,
-            "switch_namespace": plan.sw_ns,
+            "switch_namespace": plan.sw_ns, "capture": str(capture) if capture else None,
             "switches": [{"name": s.name, "bridge": s.bridge, "agent": s.agent}
                          for s in plan.switches],
             "hypervisors": [{"name": h.name, "ip": h.ip, "leaf": h.leaf}
@@ -117,7 +121,11 @@ def register(app: typer.Typer) -> None:
                    " same addresses 10.0.1.0/24")
         typer.echo(f"  sFlow      all switches -> {plan.collector} (1 in {c.sampling} packets, "
                    f"counters every {c.polling}s)")
-        typer.echo(f"  collect    fabricscope collect --listen {plan.collector}")
+        if capture:
+            typer.echo(f"  capture    {capture} (tcpdump on {plan.mgmt.a.name}; `lab down` "
+                       "stops it)")
+        else:
+            typer.echo(f"  collect    fabricscope collect --listen {plan.collector}")
         typer.echo(f"  inventory  {res.inventory}")
         typer.echo(f"  next       fabricscope lab traffic{_rd(run_dir, default_run)}; "
                    f"fabricscope lab status; fabricscope lab down")
