@@ -11,7 +11,8 @@ from __future__ import annotations
 import html
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from ipaddress import IPv4Address, IPv6Address
@@ -88,7 +89,13 @@ def create_app(db: Any, inventory: str | Path | Any | None, *, token: str,
         raise UsageError("create_app: an API token is required")
     ctx = ApiContext(db, inventory, collector=collector)
     metrics = ApiMetrics(lambda: _snapshot(ctx))
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        ctx.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="fabricscope",
         version=__version__,
         description="Trace tenant overlay flows hop by hop across the physical fabric. "
@@ -503,6 +510,11 @@ def _routes(app: FastAPI, ctx: ApiContext, metrics: ApiMetrics) -> None:
         with ctx.store() as store:
             info = store.info()
             sp = span(store)
+            if isinstance(info, dict) and info.get("first_ns") is not None:
+                from fabricscope.timeutil import format_ns
+
+                info = {**info, "first": format_ns(int(info["first_ns"])),
+                        "last": format_ns(int(info["last_ns"]))}
         return {"location": getattr(store, "location", ctx.store_location()),
                 "backend": getattr(store, "backend", None), "span": sp,
                 "info": _jsonable(info)}

@@ -4,6 +4,7 @@ layer's arguments with the CLI's checks and messages."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import ipaddress
 import threading
@@ -42,22 +43,49 @@ class ApiContext:
         self.collector = collector
         self._inv_lock = threading.Lock()
         self._inv_cache: tuple[float, Inventory | None] | None = None
+        self._local = threading.local()
+        self._opened: list[Any] = []
+        self._opened_lock = threading.Lock()
+        self._generation = 0  # bumped by close(): the threads' readers are stale then
 
     # --- store ------------------------------------------------------------------------------
 
     @contextmanager
     def store(self) -> Iterator[Any]:
-        """The store, read-only, for one request (an open store passed in is shared)."""
+        """The store, read-only (an open store passed in is shared). Each worker thread
+        keeps its own reader open between requests (opening one costs more than most
+        queries); a reader sees every batch committed since, and one that failed is
+        dropped and opened again next time."""
         if self.db is not None and not isinstance(self.db, (str, Path)):
             yield self.db
             return
-        from fabricscope.store import open_store
+        from fabricscope.store import StoreError, open_store
 
-        st = open_store(None if self.db is None else str(self.db), write=False)
+        cached = getattr(self._local, "store", None)
+        st = cached[1] if cached is not None and cached[0] == self._generation else None
+        if st is None:
+            st = open_store(None if self.db is None else str(self.db), write=False)
+            with self._opened_lock:
+                self._local.store = (self._generation, st)
+                self._opened.append(st)
         try:
             yield st
-        finally:
+        except StoreError:
+            self._local.store = None
+            with self._opened_lock:
+                if st in self._opened:
+                    self._opened.remove(st)
             st.close()
+            raise
+
+    def close(self) -> None:
+        """Close every reader the worker threads opened (at shutdown)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+            self._generation += 1
+        for st in opened:
+            with contextlib.suppress(Exception):  # at shutdown: nothing left to do about it
+                st.close()
 
     def store_location(self) -> str | None:
         if self.db is None or isinstance(self.db, (str, Path)):

@@ -105,7 +105,18 @@ def level(s: dict[str, Any]) -> str:
 
 
 def span(store: Any) -> dict[str, Any] | None:
-    """First and last record time in the store (None when it is empty)."""
+    """First and last record time in the store (None when it is empty): from the store's
+    bookkeeping when it keeps it, else a query."""
+    info = store.info()
+    first_ns, last_ns, rows = (info.get("first_ns"), info.get("last_ns"), info.get("rows")
+                               ) if isinstance(info, dict) else (None, None, None)
+    if isinstance(first_ns, int) and isinstance(last_ns, int):
+        from fabricscope.timeutil import format_ns
+
+        return {"first": format_ns(first_ns), "last": format_ns(last_ns),
+                "samples": int(rows) if isinstance(rows, int) else None}
+    if isinstance(rows, int) and rows == 0:
+        return None
     t = store.aggregate(None, by=[])
     if t.num_rows == 0:
         return None
