@@ -91,6 +91,7 @@ def create_app(db: Any, inventory: str | Path | Any | None, *, token: str,
     metrics = ApiMetrics(lambda: _snapshot(ctx))
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        _warm_up()
         yield
         ctx.close()
 
@@ -123,6 +124,20 @@ def create_app(db: Any, inventory: str | Path | Any | None, *, token: str,
     app.add_middleware(TimingMiddleware, metrics=metrics)
     app.add_middleware(SecurityHeadersMiddleware)
     return app
+
+
+def _warm_up() -> None:
+    """Import the query layer before the first request needs it (seconds, once)."""
+    import importlib
+
+    for mod in ("fabricscope.query._trace", "fabricscope.query._impact",
+                "fabricscope.query._matrix", "fabricscope.query._predict",
+                "fabricscope.query._chains", "fabricscope.correlate.health",
+                "fabricscope.store.embedded"):
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            log.info("warm-up: %s is not available", mod)
 
 
 # --- errors -------------------------------------------------------------------------------------

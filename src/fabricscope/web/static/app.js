@@ -245,7 +245,7 @@
   }
 
   var ROW_Y = { spine: 0, leaf: 170, host: 360 };
-  var CHILD_DX = 78, CHILD_DY = 46;
+  var CHILD_DX = 66, CHILD_DY = 44, HOST_GAP = 28;
 
   function layoutPositions(topo) {
     var byId = {};
@@ -279,7 +279,7 @@
       var kids = (children[h.id] || []).slice();
       var rank = { device: 0, vnf: 1, endpoint: 2 };
       kids.sort(function (a, b) { return (rank[a.kind] - rank[b.kind]) || byName(a, b); });
-      var cols = Math.max(1, Math.min(3, kids.length));
+      var cols = Math.max(1, Math.min(2, kids.length));
       var width = cols * CHILD_DX;
       kids.forEach(function (k, i) {
         pos[k.id] = { x: x + (i % cols) * CHILD_DX + CHILD_DX / 2,
@@ -287,9 +287,9 @@
       });
       if (!kids.length) pos[h.id] = { x: x + width / 2, y: ROW_Y.host + 20 };
       h._center = x + width / 2;
-      x += width + 40;
+      x += width + HOST_GAP;
     });
-    var total = Math.max(x - 40, 300);
+    var total = Math.max(x - HOST_GAP, 300);
     leaves.forEach(function (l, i) {
       var mine = hosts.filter(function (h) { return hostLeaf[h.id] === i; });
       var cx = mine.length
@@ -320,7 +320,7 @@
       if (!d.parent) delete d.parent;
       d.color = n.kind === "endpoint" || n.kind === "vnf" ? tenantColor(n.tenant) : "#445066";
       d.border = levelColor(n.level);
-      d.display = n.kind === "vnf" ? n.label + " (" + (n.vnf_kind || "vnf") + ")" : n.label;
+      d.display = n.kind === "vnf" ? n.label + "\n(" + (n.vnf_kind || "vnf") + ")" : n.label;
       var cls = [n.kind];
       if (n.role) cls.push("role-" + n.role);
       if (n.level) cls.push("level-" + n.level);
@@ -374,10 +374,12 @@
       "text-margin-y": -4, "font-weight": "bold", "padding": 10, "width": 60, "height": 30 } },
     { selector: "node.host:childless", style: { "background-color": "#eef1f6" } },
     { selector: "node.endpoint", style: {
-      "shape": "ellipse", "width": 18, "height": 18, "font-size": 9, "border-width": 0 } },
+      "shape": "ellipse", "width": 18, "height": 18, "font-size": 9, "border-width": 0,
+      "text-wrap": "ellipsis", "text-max-width": 64 } },
     { selector: "node.vnf", style: {
       "shape": "diamond", "width": 24, "height": 24, "font-size": 9, "border-width": 2,
-      "border-color": "#bf3989", "color": "#bf3989", "font-weight": "bold" } },
+      "border-color": "#bf3989", "color": "#bf3989", "font-weight": "bold",
+      "text-wrap": "wrap", "text-max-width": 64 } },
     { selector: "edge", style: {
       "width": "data(width)", "line-color": "data(color)", "curve-style": "straight",
       "opacity": 0.9 } },
