@@ -80,6 +80,13 @@ class FileDecoder:
             self._sflow = SflowDecoder(self.config)
         return self._sflow
 
+    def sflow_accounting(self) -> dict[str, Any] | None:
+        """The sFlow accounting (sequence gaps, agent drops...) of what was decoded."""
+        if self._sflow is None:
+            return None
+        acc: dict[str, Any] = self._sflow.accounting.to_dict()
+        return acc
+
     def __iter__(self) -> Iterator[Decoded]:
         from fabricscope.capture.reader import open_capture
         from fabricscope.decode.slots import H_DPORT, H_PROTO, WIRE

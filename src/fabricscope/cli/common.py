@@ -85,3 +85,14 @@ def human_count(n: float | None) -> str:
             return f"{n:.0f}{unit}" if unit == "" else f"{n:.1f}{unit}"
         n /= 1000
     return f"{n:.1f}T"
+
+
+def console(stderr: bool = False) -> Any:
+    """A rich console for results: the terminal's width, or 140 columns when piped (rich
+    would wrap at 80)."""
+    from rich.console import Console
+
+    c = Console(highlight=False, stderr=stderr)
+    if not c.is_terminal:
+        c = Console(highlight=False, stderr=stderr, width=140)
+    return c

@@ -134,6 +134,12 @@ class Namer:
                 out["network"] = net.name
         return out
 
+    def network_of_vni(self, vni: int | None, at: datetime) -> str | None:
+        if vni is None or self.inv is None:
+            return None
+        net = self.inv.network_by_vni(vni, at)
+        return net.name if net is not None else None
+
     def tenant_of_vni(self, vni: int | None, at: datetime) -> str | None:
         if vni is None or self.inv is None:
             return None

@@ -2,7 +2,7 @@
 
 An *observation* is what one observation point (an sFlow agent with its in/out ifIndex,
 or a capture when there is no agent) saw of one inner flow inside one tunnel segment with
-one outer 5-tuple in one minute: sample count, estimated packets and bytes, first and last time, the
+one outer 5-tuple in one time bucket (10 s by default): sample count, estimated packets and bytes, first and last time, the
 median outer TTL (to order hops along a routed path) and the networking-sfc MPLS label.
 
 Estimates: an sFlow sample stands for ``sampling_rate`` packets and ``frame_len`` x rate
@@ -28,7 +28,7 @@ SELECT
   inner_src, inner_dst, inner_proto, inner_sport, inner_dport,
   CAST(encap AS VARCHAR) AS encap, vni, src, dst, proto, sport, dport,
   agent, in_if, out_if,
-  epoch_ns(ts) // 60000000000 AS minute,
+  epoch_ns(ts) // $bucket AS bucket,
   count(*) AS samples,
   sum(coalesce(sampling_rate, 1))::DOUBLE AS est_packets,
   sum(coalesce(frame_len, 0)::DOUBLE * coalesce(sampling_rate, 1)) AS est_bytes,
@@ -77,18 +77,23 @@ def _fix_types(records: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(cols, names=records.schema.names)
 
 
-def observations(records: pa.Table) -> list[Obs]:
+def bucket_for(window_ns: int) -> int:
+    """Observation time bucket for a window: 10 s, or 1/200 of the window if longer."""
+    return max(10_000_000_000, window_ns // 200)
+
+
+def observations(records: pa.Table, bucket_ns: int = 10_000_000_000) -> list[Obs]:
     if records.num_rows == 0:
         return []
     con = duckdb.connect()
     try:
         con.register("r", _fix_types(records))
-        rows = con.execute(_SQL).fetchall()
+        rows = con.execute(_SQL, {"bucket": int(bucket_ns)}).fetchall()
     finally:
         con.close()
     out: list[Obs] = []
     for (isrc, idst, iproto, isport, idport, encap, vni, src, dst, proto, sport, dport,
-         agent, in_if, out_if, _minute, samples, estp, estb, first_ns, last_ns, ttl,
+         agent, in_if, out_if, _bucket, samples, estp, estb, first_ns, last_ns, ttl,
          mpls) in rows:
         out.append(Obs(
             inner=(isrc, idst, iproto, isport, idport), encap=encap, vni=vni,

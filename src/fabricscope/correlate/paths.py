@@ -113,6 +113,21 @@ class Path:
     segments: list[Segment]
     flows: set[InnerKey] = field(default_factory=set)
     agg: Agg = field(default_factory=Agg)
+    # when the whole chain was in use (None: unbounded); reported times are clipped to it
+    window: tuple[int, int] | None = None
+
+    def clip(self, ns: int) -> int:
+        if self.window is None:
+            return ns
+        return min(max(ns, self.window[0]), self.window[1])
+
+    @property
+    def first_ns(self) -> int:
+        return self.clip(self.agg.first_ns)
+
+    @property
+    def last_ns(self) -> int:
+        return self.clip(self.agg.last_ns)
 
     def estimate(self) -> tuple[float, float]:
         """Mean over observation points of the packets and bytes each estimated."""
@@ -236,7 +251,8 @@ def build_paths(obs: Sequence[Obs], host_of: Callable[[bytes | None], str | None
     for inner, segs in flows.items():
         chains = _chains(segs, host_of)
         for chain in chains:
-            lo, hi = _window(chain, segs) if len(chains) > 1 else (0, 2**63 - 1)
+            bounded = len(chains) > 1
+            lo, hi = _window(chain, segs) if bounded else (0, 2**63 - 1)
             # per segment: variants in the chain's window, grouped by ordered hop sequence
             per_seg: list[list[tuple[tuple[HopKey, ...], list[tuple[Any, _Variant]]]]] = []
             for sk in chain:
@@ -252,6 +268,11 @@ def build_paths(obs: Sequence[Obs], host_of: Callable[[bytes | None], str | None
                     path = Path(segments=[Segment(key=sk, hops=[Hop(*hk) for hk in sig])
                                           for sk, (sig, _) in zip(chain, combo, strict=True)])
                     paths[signature] = path
+                w = path.window
+                if not path.flows:  # the path's first flow
+                    path.window = (lo, hi) if bounded else None
+                elif w is not None:  # an unbounded flow makes the path unbounded
+                    path.window = (min(w[0], lo), max(w[1], hi)) if bounded else None
                 path.flows.add(inner)
                 for out_seg, (_sig, variants) in zip(path.segments, combo, strict=True):
                     hop_by_key = {h.key: h for h in out_seg.hops}
@@ -268,5 +289,6 @@ def build_paths(obs: Sequence[Obs], host_of: Callable[[bytes | None], str | None
                     if mpls is not None:
                         out_seg.mpls_label = mpls
     out = list(paths.values())
-    out.sort(key=lambda p: (-p.agg.samples, p.agg.first_ns))
+    # in time order (a migration reads as before/after); concurrent ones by share
+    out.sort(key=lambda p: (p.first_ns // 10**9, -p.agg.samples))
     return out

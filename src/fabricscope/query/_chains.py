@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fabricscope.correlate.names import Namer
-from fabricscope.correlate.observe import OBS_COLUMNS, ns_to_dt, observations
+from fabricscope.correlate.observe import OBS_COLUMNS, bucket_for, ns_to_dt, observations
 from fabricscope.correlate.paths import Path, build_paths
 from fabricscope.errors import UsageError
 from fabricscope.query.common import Source, Window, iso
@@ -87,7 +87,7 @@ def _select(source: Source, c: FlowClassifier, lo: datetime, hi: datetime,
 
 
 def _hosts_of(path: Path, namer: Namer) -> list[str]:
-    at = ns_to_dt(path.agg.first_ns)
+    at = ns_to_dt(path.first_ns)
     segs = path.segments
     if not segs:
         return []
@@ -163,7 +163,7 @@ def _paths(source: Source, c: FlowClassifier, lo: datetime, hi: datetime, namer:
            inv: Inventory, *, reverse: bool = False
            ) -> list[tuple[Path, tuple[Any, ...], list[str], datetime]]:
     records = _select(source, c, lo, hi, reverse)
-    obs = observations(records)
+    obs = observations(records, bucket_for(int((hi - lo).total_seconds() * 1e9)))
     at = hi
     paths = build_paths(obs, lambda ip: namer.host(ip, at))
     out = []
@@ -178,14 +178,26 @@ def _paths(source: Source, c: FlowClassifier, lo: datetime, hi: datetime, namer:
                 ok = c.matches(src, dst, protocol=flow[2], sport=flow[3], dport=flow[4])
             if not ok:
                 continue
-            if c.logical_source_port and not reverse:
-                e = inv.endpoint_by_ip(src, p.segments[0].vni if p.segments else None,
-                                       ns_to_dt(p.agg.first_ns))
-                if e is None or e.name != c.logical_source_port:
-                    continue
+            if c.logical_source_port and not reverse \
+                    and not _from_port(inv, namer, c.logical_source_port, src, p):
+                continue
             key = (ip_str(flow[0]), ip_str(flow[1]), flow[2], flow[3], flow[4])
-            out.append((p, key, _hosts_of(p, namer), ns_to_dt(p.agg.first_ns)))
+            out.append((p, key, _hosts_of(p, namer), ns_to_dt(p.first_ns)))
     return out
+
+
+def _from_port(inv: Inventory, namer: Namer, port: str, src: str, p: Path) -> bool:
+    """Did the flow enter at the logical source port? Either its source address is the
+    port's, or (a gateway port: external sources) its first segment starts at the host
+    where that port is."""
+    when = ns_to_dt(p.first_ns)
+    e = inv.endpoint_by_ip(src, p.segments[0].vni if p.segments else None, when)
+    if e is not None:
+        return e.name == port
+    ep = inv.endpoint(port, when)
+    if ep is None or not ep.host or not p.segments:
+        return False
+    return namer.host(p.segments[0].outer_src, when) == ep.host
 
 
 def _flow_info(chain: Chain, flow: tuple[Any, ...], hosts: list[str], path: Path,
@@ -193,4 +205,4 @@ def _flow_info(chain: Chain, flow: tuple[Any, ...], hosts: list[str], path: Path
     return {"chain": chain.name, "src": flow[0], "dst": flow[1], "proto": flow[2],
             "sport": flow[3], "dport": flow[4], "hosts": hosts,
             "samples": path.agg.samples, "first_seen": iso(when),
-            "last_seen": iso(ns_to_dt(path.agg.last_ns))}
+            "last_seen": iso(ns_to_dt(path.last_ns))}

@@ -181,7 +181,7 @@ def _report(q: ImpactQuery, namer: Namer, agent: str, ifindex: int | None,
             ep["est_bytes"] += f["est_bytes"]
         if vni is not None:
             v = vnis.setdefault(vni, {"vni": vni, "encap": f["encap"],
-                                      "network": namer.endpoint(None, vni, when)["network"],
+                                      "network": namer.network_of_vni(vni, when),
                                       "tenant": tenant, "samples": 0, "est_bytes": 0.0})
             v["samples"] += f["samples"]
             v["est_bytes"] += f["est_bytes"]

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fabricscope.correlate.names import Namer
-from fabricscope.correlate.observe import OBS_COLUMNS, ns_to_dt, observations
+from fabricscope.correlate.observe import OBS_COLUMNS, bucket_for, ns_to_dt, observations
 from fabricscope.correlate.paths import Hop, Path, Segment, build_paths
 from fabricscope.correlate.topology import Anchor, build_graph, fill_gap
 from fabricscope.query.common import Source, Window, iso
@@ -79,7 +79,8 @@ def trace_records(records: Any, inventory: Inventory | None, q: TraceQuery, *,
     """The trace of already-selected records (Arrow table with OBS_COLUMNS)."""
     namer = Namer(inventory)
     at = q.window.until
-    obs = observations(records)
+    span = int((q.window.until - q.window.since).total_seconds() * 1e9)
+    obs = observations(records, bucket_for(span))
     paths = build_paths(obs, lambda ip: namer.host(ip, at))
     ctx = TraceContext(namer=namer, graph=build_graph(inventory, at), health=health,
                        window=q.window, inv=inventory, query=q)
@@ -87,7 +88,7 @@ def trace_records(records: Any, inventory: Inventory | None, q: TraceQuery, *,
     out_paths = [_path_json(p, ctx, total) for p in paths]
     first = paths[0] if paths else None
     vni0 = first.segments[0].vni if first and first.segments else q.vni
-    when = ns_to_dt(first.agg.last_ns) if first else at
+    when = ns_to_dt(first.last_ns) if first else at
     return {
         "query": q.to_dict(),
         "src": namer.endpoint(q.src, vni0, when),
@@ -102,8 +103,8 @@ def trace_records(records: Any, inventory: Inventory | None, q: TraceQuery, *,
 def _path_json(p: Path, ctx: TraceContext, total: int) -> dict[str, Any]:
     first_inner = next(iter(sorted(p.flows, key=lambda f: (f[0] or b"", f[1] or b""))))
     forward = ip_str(first_inner[0]) == ctx.query.src
-    when = ns_to_dt(p.agg.first_ns)
-    segs = [_segment_json(s, ctx) for s in p.segments]
+    when = ns_to_dt(p.first_ns)
+    segs = [_segment_json(s, ctx, p) for s in p.segments]
     est_p, est_b = p.estimate()
     return {
         "direction": "forward" if forward else "reverse",
@@ -113,8 +114,8 @@ def _path_json(p: Path, ctx: TraceContext, total: int) -> dict[str, Any]:
         "share": round(p.agg.samples / total, 4),
         "est_packets": round(est_p),
         "est_bytes": round(est_b),
-        "first_seen": iso(ns_to_dt(p.agg.first_ns)),
-        "last_seen": iso(ns_to_dt(p.agg.last_ns)),
+        "first_seen": iso(ns_to_dt(p.first_ns)),
+        "last_seen": iso(ns_to_dt(p.last_ns)),
         "flows": len(p.flows),
     }
 
@@ -126,7 +127,9 @@ def _vnfs(p: Path, segs: list[dict[str, Any]], ctx: TraceContext, when: datetime
         host = segs[k]["dst_host"]
         if host is None:
             continue
-        names.append(_vnf_at(host, p.segments[k], ctx, when, inner))
+        # the VNF is asked for when the flow left it (the next segment's start)
+        left = ns_to_dt(p.clip(p.segments[k + 1].agg.first_ns))
+        names.append(_vnf_at(host, p.segments[k], ctx, max(left, when), inner))
     return names
 
 
@@ -155,12 +158,12 @@ def _vnf_at(host: str, seg: Segment, ctx: TraceContext, when: datetime,
     return host
 
 
-def _segment_json(s: Segment, ctx: TraceContext) -> dict[str, Any]:
-    when = ns_to_dt(s.agg.first_ns)
+def _segment_json(s: Segment, ctx: TraceContext, p: Path) -> dict[str, Any]:
+    when = ns_to_dt(p.clip(s.agg.first_ns))
     n = ctx.namer
     src_host = n.host(s.outer_src, when)
     dst_host = n.host(s.outer_dst, when)
-    hops = _hops_with_inferred(s, ctx, src_host, dst_host, when)
+    hops = _hops_with_inferred(s, ctx, src_host, dst_host, when, p)
     out: dict[str, Any] = {
         "encap": s.encap,
         "vni": s.vni,
@@ -168,26 +171,24 @@ def _segment_json(s: Segment, ctx: TraceContext) -> dict[str, Any]:
         "outer_dst": ip_str(s.outer_dst) if s.outer_dst else None,
         "src_host": src_host,
         "dst_host": dst_host,
-        "network": n.endpoint(None, s.vni, when)["network"] if s.vni is not None else None,
+        "network": n.network_of_vni(s.vni, when),
         "outer_ports": sorted({(o[1], o[2]) for o in s.outer5 if o[1] is not None}),
         "hops": hops,
         "samples": s.agg.samples,
-        "first_seen": iso(ns_to_dt(s.agg.first_ns)),
-        "last_seen": iso(ns_to_dt(s.agg.last_ns)),
+        "first_seen": iso(ns_to_dt(p.clip(s.agg.first_ns))),
+        "last_seen": iso(ns_to_dt(p.clip(s.agg.last_ns))),
     }
-    if s.vni is not None and ctx.inv is not None:
-        net = ctx.inv.network_by_vni(s.vni, when)
-        out["network"] = net.name if net else None
     if s.mpls_label is not None:
         out["sfc"] = {"chain_id": s.mpls_label >> 8, "service_index": s.mpls_label & 0xFF}
     return out
 
 
 def _hops_with_inferred(s: Segment, ctx: TraceContext, src_host: str | None,
-                        dst_host: str | None, when: datetime) -> list[dict[str, Any]]:
+                        dst_host: str | None, when: datetime, p: Path
+                        ) -> list[dict[str, Any]]:
     n = ctx.namer
     g = ctx.graph
-    observed = [_hop_json(h, ctx, when) for h in s.hops]
+    observed = [_hop_json(h, ctx, when, p) for h in s.hops]
     if g.number_of_nodes() == 0:
         return observed
     anchors: list[tuple[Anchor, dict[str, Any] | None]] = []
@@ -222,7 +223,7 @@ def _hops_with_inferred(s: Segment, ctx: TraceContext, src_host: str | None,
     return result
 
 
-def _hop_json(h: Hop, ctx: TraceContext, when: datetime) -> dict[str, Any]:
+def _hop_json(h: Hop, ctx: TraceContext, when: datetime, p: Path) -> dict[str, Any]:
     n = ctx.namer
     agent = ip_str(h.agent) if h.agent else None
     return {
@@ -235,8 +236,8 @@ def _hop_json(h: Hop, ctx: TraceContext, when: datetime) -> dict[str, Any]:
         "samples": h.agg.samples,
         "est_packets": round(h.agg.est_packets),
         "est_bytes": round(h.agg.est_bytes),
-        "first_seen": iso(ns_to_dt(h.agg.first_ns)),
-        "last_seen": iso(ns_to_dt(h.agg.last_ns)),
+        "first_seen": iso(ns_to_dt(p.clip(h.agg.first_ns))),
+        "last_seen": iso(ns_to_dt(p.clip(h.agg.last_ns))),
         "ttl": None if h.agg.ttl is None else round(h.agg.ttl, 1),
         "inferred": False,
         "health": _health(ctx, agent, h.in_if, h.out_if),

@@ -12,6 +12,7 @@ from fabricscope.cli.common import (
     JsonOpt,
     SinceOpt,
     UntilOpt,
+    console,
     open_source,
     print_json,
 )
@@ -49,9 +50,7 @@ def chains_cmd(
 
 
 def render(r: dict[str, Any]) -> None:
-    from rich.console import Console
-
-    con = Console(highlight=False)
+    con = console()
     con.print(f"[bold]check chains[/] {r['query']['since']} .. {r['query']['until']}: "
               f"{len(r['chains'])} chain version(s), {r['flows_checked']} flow path(s) checked")
     for v in r["violations"]:

@@ -12,6 +12,7 @@ from fabricscope.cli.common import (
     JsonOpt,
     SinceOpt,
     UntilOpt,
+    console,
     human_bytes,
     human_count,
     open_source,
@@ -69,10 +70,9 @@ def register(app: typer.Typer) -> None:
 
 
 def render(r: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console(highlight=False)
+    con = console()
     where = r["device"] + (f" {r['interface']}" if r.get("interface") else "")
     con.print(f"[bold]impact[/] {where} (agent {r['agent']})   "
               f"{r['query']['since']} .. {r['query']['until']}   {r['samples']} samples")

@@ -12,6 +12,7 @@ from fabricscope.cli.common import (
     JsonOpt,
     SinceOpt,
     UntilOpt,
+    console,
     human_bytes,
     open_source,
     print_json,
@@ -52,10 +53,9 @@ def register(app: typer.Typer) -> None:
 
 
 def render(r: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console(highlight=False)
+    con = console()
     q = r["query"]
     t = Table(title=f"traffic by {q['by']}, {q['since']} .. {q['until']}",
               title_justify="left", header_style="bold")

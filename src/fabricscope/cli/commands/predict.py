@@ -13,6 +13,7 @@ from fabricscope.cli.common import (
     SinceOpt,
     UntilOpt,
     check_ip,
+    console,
     open_source,
     print_json,
     proto_number,
@@ -73,10 +74,9 @@ def register(app: typer.Typer) -> None:
 
 
 def render(r: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.tree import Tree
 
-    con = Console(highlight=False)
+    con = console()
     s, d = r["src"], r["dst"]
     con.print(f"[bold]predict[/] {s['ip']} ({s['endpoint']} on {s['host']}) -> "
               f"{d['ip']} ({d['endpoint']} on {d['host']})")

@@ -13,6 +13,7 @@ from fabricscope.cli.common import (
     SinceOpt,
     UntilOpt,
     check_ip,
+    console,
     human_bytes,
     human_count,
     open_source,
@@ -86,10 +87,9 @@ def _health_text(h: dict[str, Any]) -> str:
 
 
 def render(result: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.tree import Tree
 
-    con = Console(highlight=False)
+    con = console()
     q = result["query"]
     flow = f"{q['src']} -> {q['dst']}"
     if q.get("proto") is not None:
