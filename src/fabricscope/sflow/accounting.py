@@ -455,6 +455,9 @@ _SUMMED = ("datagrams", "samples", "flow_samples", "discard_samples", "counter_s
            "agent_resets", "agent_drops", "unattributed_datagrams")
 
 
+_SPECIAL = {*_SUMMED, "overflow", "events", "agents"}
+
+
 def merge_dicts(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Add up ``to_dict()`` results of several workers (each agent's datagrams reach one
     worker: SO_REUSEPORT hashes on the sender's address and port)."""
@@ -473,7 +476,7 @@ def merge_dicts(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
         for k, v in p.get("events", {}).items():
             out["events"][k] = out["events"].get(k, 0) + v
         for k, v in p.items():
-            if k not in out and k != "agents":
+            if k not in _SPECIAL:
                 out[k] = _add(out.get(k), v)
         for a in p.get("agents", []):
             key = (a["agent"], a["sub_agent"])
