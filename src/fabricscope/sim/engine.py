@@ -87,6 +87,7 @@ class SimResult:
     datagrams: int = 0
     datagrams_lost: int = 0
     host_packets: int = 0
+    sflow_bytes: int = 0
     bytes_written: int = 0
     seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
@@ -98,7 +99,8 @@ class SimResult:
             "flows": self.flows, "segments": self.segments, "samples": self.samples,
             "samples_lost": self.samples_lost, "counter_samples": self.counter_samples,
             "datagrams": self.datagrams, "datagrams_lost": self.datagrams_lost,
-            "host_packets": self.host_packets, "bytes_written": self.bytes_written,
+            "host_packets": self.host_packets, "sflow_bytes": self.sflow_bytes,
+            "bytes_written": self.bytes_written,
             "seconds": round(self.seconds, 3),
         }
 
@@ -434,11 +436,13 @@ class _Run:
         hl = np.zeros(n, np.int64)
         fs: dict[str, Any] = {}
         if n:
-            o = np.lexsort((s["ts"], s["dev"]))
+            # one int64 key (agent, time in the slice) sorts faster than a lexsort
+            rel = s["ts"] - s0
+            o = np.argsort((s["dev"] << 42) | rel, kind="stable")
             s = take(s, o)
             sr = s["seg"]
             # sample sequence numbers per data source (the ingress interface)
-            o2 = np.lexsort((s["ts"], s["in_if"]))
+            o2 = np.argsort((s["in_if"] << 42) | (s["ts"] - s0), kind="stable")
             src_sorted = s["in_if"][o2]
             starts = np.concatenate([[0], np.nonzero(np.diff(src_sorted))[0] + 1])
             rank = np.arange(n) - np.repeat(starts, np.diff(np.concatenate([starts, [n]])))
@@ -573,7 +577,7 @@ class _Run:
         self.pcap.write_batch(buf, off, flen_out, None, dg["ts"])
         self.res.datagrams += nd
         self.res.samples += n
-        self.res.bytes_written += total + 16 * nd
+        self.res.sflow_bytes += total + 16 * nd
 
     def finish(self) -> None:
         if self.pending is not None:
@@ -657,7 +661,8 @@ class _Run:
             "featured": featured,
             "events": events,
             "counts": {k: v for k, v in self.res.to_dict().items()
-                       if k not in ("out_dir", "files", "seconds", "bytes_written")},
+                       if k not in ("out_dir", "files", "seconds", "bytes_written",
+                                    "sflow_bytes")},
             "files": {k: v.name for k, v in self.files.items()},
         }
 

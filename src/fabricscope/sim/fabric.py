@@ -51,16 +51,18 @@ EP_KIND_NAMES = ("vm", "gateway", "vnf-port", "vnf-port")
 
 
 def ipv4(text: str) -> int:
-    return int(ipaddress.IPv4Address(text))
+    a, b, c, d = (int(x) for x in text.split("."))
+    return (a << 24) | (b << 16) | (c << 8) | d
 
 
 def ipv4_str(v: int) -> str:
-    return str(ipaddress.IPv4Address(int(v)))
+    v = int(v)
+    return f"{v >> 24 & 255}.{v >> 16 & 255}.{v >> 8 & 255}.{v & 255}"
 
 
 def mac_str(v: int) -> str:
-    b = int(v).to_bytes(6, "big")
-    return ":".join(f"{x:02x}" for x in b)
+    h = f"{int(v):012x}"
+    return f"{h[0:2]}:{h[2:4]}:{h[4:6]}:{h[6:8]}:{h[8:10]}:{h[10:12]}"
 
 
 @dataclass

@@ -320,10 +320,8 @@ def render_datagrams(
                 _w32(out, q + 16, 4)
                 _w32(out, q + 20, hl)
                 q += 24
-                for b in range(hl):
-                    out[q + b] = fs_hdr[k, b]
-                for b in range(hl, hp):
-                    out[q + b] = 0
+                out[q: q + hl] = fs_hdr[k, :hl]
+                out[q + hl: q + hp] = 0
                 q += hp
                 # extended switch
                 _w32(out, q, 1001)
@@ -379,10 +377,8 @@ def render_datagrams(
                 _w32(out, q + 4, 4 + np4)
                 _w32(out, q + 8, nl)
                 q += 12
-                for b in range(nl):
-                    out[q + b] = cs_name[k, b]
-                for b in range(nl, np4):
-                    out[q + b] = 0
+                out[q: q + nl] = cs_name[k, :nl]
+                out[q + nl: q + np4] = 0
                 q += np4
                 p = q
         total = p - start

@@ -45,6 +45,10 @@ class TableWriter:
     """A Parquet file written batch by batch (zstd). Columns are NumPy arrays, or
     ``(indices, dictionary)`` pairs for strings (no Python string per row)."""
 
+    STATS = ("flow_id", "start_ns", "end_ns", "t_from_ns", "t_to_ns", "ts_ns", "device")
+    """Columns with row-group statistics (what queries filter on); the rest have none,
+    which halves the writing time."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._w: Any = None
@@ -69,7 +73,9 @@ class TableWriter:
                 arrays[k] = pa.array(v)
         batch = pa.table(arrays)
         if self._w is None:
-            self._w = pq.ParquetWriter(str(self.path), batch.schema, compression="zstd")
+            stats = [c for c in batch.column_names if c in self.STATS]
+            self._w = pq.ParquetWriter(str(self.path), batch.schema, compression="zstd",
+                                       write_statistics=stats or False)
         self._w.write_table(batch)
         self.rows += batch.num_rows
 
