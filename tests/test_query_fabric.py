@@ -65,6 +65,7 @@ def test_trace_flow_a_through_the_firewall_with_an_erroring_spine(db, inv) -> No
     assert s2["hops"][0]["samples"] == 19
     assert s2["hops"][0]["est_packets"] == 19_000
     assert r["src"]["endpoint"] == "acme-gw" and r["dst"]["endpoint"] == "web-1"
+    assert p["complete"] is True
 
 
 def test_trace_sees_the_migration_in_time(db, inv) -> None:  # type: ignore[no-untyped-def]

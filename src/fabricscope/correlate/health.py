@@ -56,7 +56,9 @@ class HealthSource:
             t = self.store.counters(agent, None, since, until)
             by_if: dict[int, list[dict[str, Any]]] = {}
             for row in t.to_pylist():
-                by_if.setdefault(int(row["ifindex"]), []).append(row)
+                # counter samples without an interface (OVS host/app resources) are skipped
+                if row["ifindex"] is not None:
+                    by_if.setdefault(int(row["ifindex"]), []).append(row)
             self._counters[key] = by_if
         return self._counters[key]
 

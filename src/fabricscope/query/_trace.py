@@ -109,6 +109,7 @@ def _path_json(p: Path, ctx: TraceContext, total: int) -> dict[str, Any]:
     return {
         "direction": "forward" if forward else "reverse",
         "vnfs": _vnfs(p, segs, ctx, when, first_inner),
+        "complete": _complete(p, segs, ctx, first_inner),
         "segments": segs,
         "samples": p.agg.samples,
         "share": round(p.agg.samples / total, 4),
@@ -118,6 +119,27 @@ def _path_json(p: Path, ctx: TraceContext, total: int) -> dict[str, Any]:
         "last_seen": iso(ns_to_dt(p.last_ns)),
         "flows": len(p.flows),
     }
+
+
+def _complete(p: Path, segs: list[dict[str, Any]], ctx: TraceContext,
+              inner: tuple[Any, ...]) -> bool | None:
+    """Does the path reach the hosts of the flow's endpoints? None when the inventory does
+    not say where they are (then nothing tells a partly sampled path from a whole one)."""
+    if not segs or ctx.inv is None:
+        return None
+    vni = p.segments[0].vni
+    known = False
+    ok = True
+    first, last = ns_to_dt(p.first_ns), ns_to_dt(p.last_ns)
+    src = ctx.namer.endpoint(inner[0], vni, first)["host"]
+    if src is not None:
+        known = True
+        ok &= segs[0]["src_host"] == src
+    dst = ctx.namer.endpoint(inner[1], vni, last)["host"]
+    if dst is not None:
+        known = True
+        ok &= segs[-1]["dst_host"] == dst
+    return ok if known else None
 
 
 def _vnfs(p: Path, segs: list[dict[str, Any]], ctx: TraceContext, when: datetime,
@@ -135,27 +157,32 @@ def _vnfs(p: Path, segs: list[dict[str, Any]], ctx: TraceContext, when: datetime
 
 def _vnf_at(host: str, seg: Segment, ctx: TraceContext, when: datetime,
             inner: tuple[Any, ...]) -> str:
+    """The VNF at ``host`` between two segments of a flow: a VNF located there (inventory)
+    that a chain selecting the flow, or the chain named by the networking-sfc label, holds;
+    else any VNF there; else the host itself (raw identity)."""
     on_host = ctx.namer.vnfs_on_host(host, when)
-    if ctx.inv is not None and seg.mpls_label is not None:
-        # networking-sfc: label = chain_id << 8 | service index; the index is 255 on the
-        # way to the first group and decreases by one per group
+    if ctx.inv is None or not on_host:
+        return host
+    candidates: list[str] = []
+    if seg.mpls_label is not None:
+        # networking-sfc: label = chain_id << 8 | service index (255 towards the first
+        # group, minus one per group; a symmetric chain's reverse path walks the groups
+        # backwards, so the group is only a hint: the VNF must be on this host)
         chain_id, si = seg.mpls_label >> 8, seg.mpls_label & 0xFF
         for chain in ctx.inv.chains(when):
-            if chain.chain_id == chain_id and 0 <= 255 - si < len(chain.groups):
-                group = chain.groups[255 - si]
-                hit = [v for v in group.vnfs if v in on_host] or list(group.vnfs)
-                if hit:
-                    return hit[0]
-    if ctx.inv is not None and on_host:
-        src, dst = ip_str(inner[0]), ip_str(inner[1])
-        for chain in ctx.inv.chains(when):
-            if any(c.matches(src, dst, protocol=inner[2], sport=inner[3], dport=inner[4])
-                   for c in chain.classifiers):
-                for v in chain.vnf_names():
-                    if v in on_host:
-                        return v
-        return on_host[0]
-    return host
+            if chain.chain_id != chain_id:
+                continue
+            k = 255 - si
+            groups = list(chain.groups)
+            for g in ([groups[k]] if 0 <= k < len(groups) else []) + groups[::-1] + groups:
+                candidates += [v for v in g.vnfs if v in on_host and v not in candidates]
+    src, dst = ip_str(inner[0]), ip_str(inner[1])
+    for chain in ctx.inv.chains(when):
+        if any(c.matches(src, dst, protocol=inner[2], sport=inner[3], dport=inner[4])
+               or c.matches(dst, src, protocol=inner[2], sport=inner[4], dport=inner[3])
+               for c in chain.classifiers):
+            candidates += [v for v in chain.vnf_names() if v in on_host and v not in candidates]
+    return (candidates or on_host)[0]
 
 
 def _segment_json(s: Segment, ctx: TraceContext, p: Path) -> dict[str, Any]:

@@ -107,7 +107,9 @@ def render(result: dict[str, Any]) -> None:
         t = Tree(f"[bold]path {k}[/] ({p['direction']}, {p['share']:.0%} of samples, "
                  f"{p['flows']} flow(s)) via {via}: {p['samples']} samples, "
                  f"~{human_count(p['est_packets'])} pkts, ~{human_bytes(p['est_bytes'])}, "
-                 f"{p['first_seen']} .. {p['last_seen']}")
+                 f"{p['first_seen']} .. {p['last_seen']}"
+                 + ("  [yellow](partial: no sample of the rest of the path)[/]"
+                    if p.get("complete") is False else ""))
         for i, s in enumerate(p["segments"]):
             ports = ", ".join(str(sp) for sp, _ in s["outer_ports"][:4])
             seg = t.add(f"[cyan]{s['encap'] or 'no tunnel'}[/] vni {s['vni']}"
