@@ -86,9 +86,9 @@ def evaluate(store: Any, inventory: Inventory | None, truth: Truth, since: datet
                 for sg in pj["segments"] for h in sg["hops"] if not h["inferred"]}
         vni = p.segments[0].vni if p.segments else None
         for inner in p.flows:
-            key = (ip_str(inner[0]) or "", ip_str(inner[1]) or "", inner[2] or 0,
-                   inner[3] or 0, inner[4] or 0, vni or 0)
-            fid = key_to_id.get(key)  # type: ignore[arg-type]
+            key: FlowKey = (ip_str(inner[0]) or "", ip_str(inner[1]) or "", inner[2] or 0,
+                            inner[3] or 0, inner[4] or 0, vni or 0)
+            fid = key_to_id.get(key)
             if fid is None:
                 unmatched += 1
                 continue
