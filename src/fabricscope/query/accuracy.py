@@ -88,12 +88,12 @@ def evaluate(store: Any, inventory: Inventory | None, truth: Truth, since: datet
         for inner in p.flows:
             key: FlowKey = (ip_str(inner[0]) or "", ip_str(inner[1]) or "", inner[2] or 0,
                             inner[3] or 0, inner[4] or 0, vni or 0)
-            fid = key_to_id.get(key)
-            if fid is None:
+            found = key_to_id.get(key)
+            if found is None:
                 unmatched += 1
                 continue
-            observed[fid] |= hops
-            obs_vnfs[fid].add((tuple(pj["vnfs"]), pj["complete"] is not False))
+            observed[found] |= hops
+            obs_vnfs[found].add((tuple(pj["vnfs"]), pj["complete"] is not False))
 
     evaluated = sorted(f for f in sampled if sampled[f])
     tp_p = fp = tp_r = fn = 0
