@@ -55,6 +55,7 @@ __all__ = [
     "tunnel_ipv4",
     "tunnel_ipv6",
     "vni",
+    "vxlan_frame",
 ]
 
 IF_INTERNAL = 0x3FFFFFFF
@@ -287,8 +288,10 @@ def port_name(name: str | bytes) -> bytes:
 
 # -- synthetic traffic (benchmarks, load tests, the simulator) -----------------------------
 
-def _vxlan_frame(i: int, size: int) -> bytes:
-    """Ethernet/IPv4/UDP 4789/VXLAN/Ethernet/IPv4/TCP, ``size`` bytes (>= 104), variant i."""
+def vxlan_frame(i: int, size: int) -> bytes:
+    """An Ethernet/IPv4/UDP 4789/VXLAN/Ethernet/IPv4/TCP frame cut (or zero-padded) to
+    ``size`` bytes (a whole header needs 104): variant ``i`` has its own outer and inner
+    addresses, ports and VNI (5000 + i % 256)."""
     inner_ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, size - 64, i & 0xFFFF, 0x4000, 64, 6, 0,
                            bytes([10, 1, i & 0xFF, 5]), bytes([10, 2, (i >> 8) & 0xFF, 9]))
     tcp = struct.pack(">HHIIBBHHH", 40000 + (i & 0x3FF), 443, i, 0, 0x50, 0x18, 512, 0, 0)
@@ -334,7 +337,7 @@ def synthetic_datagrams(count: int, *, samples: int = 7, header_bytes: int = 128
             for k in range(samples):
                 n = v * samples + k
                 size = header_bytes - (n * 7) % (header_bytes - lo + 1)
-                recs = [raw_header(_vxlan_frame(n, size), frame_length=size + 400 + n % 1000)]
+                recs = [raw_header(vxlan_frame(n, size), frame_length=size + 400 + n % 1000)]
                 if switch_every and n % switch_every == 0:
                     recs.append(extended_switch(100 + v % 16, 0, 200 + k, 0))
                 s = flow_sample(seq=0, source_id_index=k + 1, sampling_rate=1024,
