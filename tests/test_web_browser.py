@@ -2,15 +2,19 @@
 Debian's chromedriver (nothing downloads a browser or a driver).
 
 ``fabricscope serve`` runs as a subprocess on a free port of 127.0.0.1 over a real store.
-The page must show nothing but the token prompt until a token is given, refuse a wrong
-one, draw the fabric, run a trace and light the path's switches hop by hop (the VNF too),
-open the impact panel from a link, load nothing from anywhere but the server, and raise no
-console error (a Content-Security-Policy violation would be one). A screenshot is saved to
-test-artifacts/web-trace.png.
+Two stores: a small one built from decoded frames with an exactly known path
+(test_api_support), and the demo (``fabricscope sim --preset demo`` + ``fabricscope
+ingest``) with its featured flow. The page must show nothing but the token prompt until a
+token is given, refuse a wrong one, draw the fabric, run a trace and light the path's
+switches hop by hop (the VNF too), open the impact panel from a link, load nothing from
+anywhere but the server, and raise no console error (a Content-Security-Policy violation
+would be one). Screenshots are saved to test-artifacts/ (web-trace.png, web-impact.png,
+web-demo-trace.png).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -45,16 +49,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("web")
-    db = build_store(tmp / "store")
+def serve(tmp: Path, db: str, inventory: str) -> Iterator[str]:
+    """``fabricscope serve`` as a subprocess on a free port; yields its base URL."""
     port = free_port()
     env = {**os.environ, "FABRICSCOPE_TOKEN": TOKEN, "FABRICSCOPE_HOME": str(tmp / "home")}
     log = open(tmp / "serve.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "fabricscope", "serve", "--db", db, "--inventory",
-         str(EXAMPLE), "--listen", f"127.0.0.1:{port}", "--log-level", "warning"],
+         inventory, "--listen", f"127.0.0.1:{port}", "--log-level", "warning"],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -80,6 +82,36 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("web")
+    yield from serve(tmp, build_store(tmp / "store"), str(EXAMPLE))
+
+
+def fabricscope(*args: str, cwd: Path) -> str:
+    res = subprocess.run([sys.executable, "-m", "fabricscope", *args], cwd=cwd,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, f"fabricscope {' '.join(args)}: {res.stderr[-2000:]}"
+    return res.stdout
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, Any],
+                                                                       set[str]]]:
+    """The demo store and its first featured flow with the switches it truly crossed."""
+    tmp = tmp_path_factory.mktemp("demo")
+    fabricscope("sim", "--out", str(tmp / "sim"), "--preset", "demo", cwd=tmp)
+    fabricscope("ingest", str(tmp / "sim" / "sflow.pcap"), "--db", str(tmp / "store"),
+                cwd=tmp)
+    truth = json.loads((tmp / "sim" / "truth.json").read_text())
+    flow = truth["featured"][0]
+    path = json.loads(fabricscope("sim", "truth", str(tmp / "sim"), "--featured", "0",
+                                  cwd=tmp))
+    devices = {h["device"] for p in path["path"] for s in p["segments"] for h in s["hops"]}
+    for base in serve(tmp, str(tmp / "store"), str(tmp / "sim" / "inventory.yaml")):
+        yield base, flow, devices
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +216,48 @@ def test_trace_lights_the_path(server: str, browser: Any) -> None:
     urls = drv.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name)")
     assert urls and all(u.startswith(server + "/") for u in urls), urls
+    errors = [e for e in drv.get_log("browser") if e["level"] == "SEVERE"
+              and "401" not in e["message"]]
+    assert errors == []
+
+
+def login(drv: Any, base: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    drv.get(base + "/")
+    drv.execute_script("sessionStorage.clear()")
+    drv.get(base + "/")
+    drv.find_element(By.ID, "token").send_keys(TOKEN)
+    drv.find_element(By.ID, "login-go").click()
+    wait_for(drv, lambda d: int(graph_attr(d, "data-nodes") or 0) > 0, 60,
+             "the topology is drawn")
+
+
+def test_demo_featured_flow(demo: tuple[str, dict[str, Any], set[str]], browser: Any
+                            ) -> None:
+    from selenium.webdriver.common.by import By
+
+    base, flow, true_devices = demo
+    drv = browser
+    login(drv, base)
+    drv.find_element(By.ID, "trace-src").send_keys(flow["src"])
+    drv.find_element(By.ID, "trace-dst").send_keys(flow["dst"])
+    drv.find_element(By.ID, "trace-dport").send_keys(str(flow["dport"]))
+    drv.find_element(By.ID, "trace-go").click()
+    wait_for(drv, lambda d: graph_attr(d, "data-trace-state") == "done", 60,
+             "the featured flow is traced")
+    result = drv.execute_script("return window.fabricscope.state.traceResult")
+    path = result["paths"][0]
+    hops = [h["device"] for s in path["segments"] for h in s["hops"]]
+    lit = graph_attr(drv, "data-highlighted").split(",")
+    assert lit == list(dict.fromkeys(hops))  # every switch of the path, in path order
+    assert set(lit) <= true_devices
+    assert any(d.startswith("spine") for d in lit)
+    lit_vnfs = drv.execute_script(
+        "return window.fabricscope.cy.nodes('.vnf.hl-vnf').map(n => n.data('label'))")
+    assert lit_vnfs and set(lit_vnfs) <= set(path["vnfs"])
+    ARTIFACTS.mkdir(exist_ok=True)
+    drv.save_screenshot(str(ARTIFACTS / "web-demo-trace.png"))
     errors = [e for e in drv.get_log("browser") if e["level"] == "SEVERE"
               and "401" not in e["message"]]
     assert errors == []

@@ -591,7 +591,14 @@
       steps.push(step);
       prev = id;
     }
-    if (r.src && r.src.endpoint) node("ep:" + r.src.endpoint, false);
+    var segs = p.segments;
+    // an endpoint is lit only where the path met it (a VM may have moved since)
+    function endpointOn(name, host) {
+      if (!name || !host) return;
+      var n = cy.getElementById("ep:" + name);
+      if (n.length && n.parent().id() === "host:" + host) node(n.id(), false);
+    }
+    if (r.src && segs.length) endpointOn(r.src.endpoint, segs[0].src_host);
     p.segments.forEach(function (s, i) {
       if (s.src_host) node("host:" + s.src_host, false);
       s.hops.forEach(function (h) { if (h.device) node("dev:" + h.device, h.inferred); });
@@ -608,7 +615,7 @@
         if (v.length) steps.push([[v, "hl-vnf"]]);
       }
     });
-    if (r.dst && r.dst.endpoint) node("ep:" + r.dst.endpoint, false);
+    if (r.dst && segs.length) endpointOn(r.dst.endpoint, segs[segs.length - 1].dst_host);
     return steps;
   }
 
