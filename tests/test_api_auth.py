@@ -151,6 +151,14 @@ def test_unknown_paths_and_methods(client: TestClient) -> None:
     assert client.post("/health").status_code == 401
 
 
+@pytest.mark.parametrize("path", ["/static/../api/v1/store/info", "/static//etc/passwd",
+                                  "/static/..", "/static/vendor/../../docs"])
+def test_static_paths_do_not_bypass_the_token(path: str) -> None:
+    assert not sec.is_public("GET", path)
+    assert sec.is_public("GET", "/static/vendor/cytoscape.min.js")
+    assert not sec.is_public("POST", "/static/app.js")
+
+
 def test_compare_digest_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[bytes, bytes]] = []
     real = sec.hmac.compare_digest

@@ -115,7 +115,11 @@ def is_public(method: str, path: str) -> bool:
     """Requests that need no token: GET/HEAD of /health, the page shell and its assets."""
     if method not in ("GET", "HEAD"):
         return False
-    return path in PUBLIC_PATHS or path.startswith(STATIC_PREFIX)
+    if path in PUBLIC_PATHS:
+        return True
+    # a static asset, by a plain path: no '..', '//' or '\\' tricks reach past the token
+    return (path.startswith(STATIC_PREFIX) and "//" not in path and "\\" not in path
+            and ".." not in path.split("/"))
 
 
 def token_matches(header: str | None, token: str) -> bool:
