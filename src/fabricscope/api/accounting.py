@@ -1,8 +1,10 @@
 """Collector accounting in one shape, whatever reported it.
 
-The accounting comes from a collector running in this process (its ``status()``) or from
-what the collector and ``ingest`` wrote with the data (the store's ``info()``). Both are
-read leniently and brought to::
+The accounting comes from a collector running in this process (its ``snapshot()``, or
+``status()``) or from what ``collect --db`` and ``ingest`` wrote with the data: the summary
+each records with ``mark_ingested`` (a collector run: its closing accounting without the
+per-agent list; an ingested file: its sFlow datagrams and decode events). Both are read
+leniently and brought to::
 
     {"source": "live" | "store" | "none",
      "totals": {"datagrams", "samples", "gaps", "drops", "socket_drops", ...},
@@ -121,3 +123,72 @@ def normalize(raw: Mapping[str, Any] | None, source: str) -> dict[str, Any]:
     events = _events(raw.get("events") or raw.get("decode_events"))
     return {"source": source, "totals": totals, "agents": agents, "events": events,
             "raw": raw}
+
+
+def live(collector: Any) -> dict[str, Any]:
+    """What an in-process collector reports: ``snapshot()`` (sflow.collector.Collector)
+    or ``status()``."""
+    for name in ("snapshot", "status"):
+        fn = getattr(collector, name, None)
+        if callable(fn):
+            out = fn()
+            return dict(out) if isinstance(out, Mapping) else {}
+    return {}
+
+
+def _ingested(store: Any) -> dict[str, Any]:
+    fn = getattr(store, "ingested_summaries", None)
+    if callable(fn):
+        return dict(fn())
+    cat = getattr(store, "catalog", None)  # the embedded store's commit log
+    snap = getattr(cat, "snapshot", None)
+    if callable(snap):
+        return dict(getattr(snap(), "ingested", {}) or {})
+    return {}
+
+
+def stored(store: Any) -> dict[str, Any] | None:
+    """The accounting written with the data, added up over every collector run and every
+    ingested capture (shaped like ``sflow.accounting.Accounting.to_dict()``, without the
+    per-agent list, which only a live collector has)."""
+    info = store.info()
+    found = find(info) if isinstance(info, Mapping) else None
+    if found is not None:
+        return dict(found)
+    summaries = _ingested(store)
+    if not summaries:
+        return None
+    out: dict[str, Any] = {"datagrams": 0, "samples": 0, "lost_datagrams": 0,
+                           "lost_samples": 0, "agent_drops": 0, "events": {},
+                           "socket": {"drops": 0}, "agents": [], "collector_runs": 0,
+                           "captures": 0, "last_written": None}
+
+    def add(key: str, n: Any) -> None:
+        v = _int(n)
+        if v is not None:
+            out[key] += v
+
+    for key, s in summaries.items():
+        if not isinstance(s, Mapping):
+            continue
+        if str(key).startswith("collect-"):
+            out["collector_runs"] += 1
+            for k in ("datagrams", "samples", "lost_datagrams", "lost_samples",
+                      "agent_drops"):
+                add(k, s.get(k))
+            sock = s.get("socket")
+            if isinstance(sock, Mapping):
+                out["socket"]["drops"] += _int(sock.get("drops")) or 0
+        else:
+            out["captures"] += 1
+            dg = _int(s.get("sflow_datagrams")) or 0
+            out["datagrams"] += dg
+            if dg:
+                add("samples", s.get("records"))
+                add("samples", s.get("counters"))
+        for name, n in _events(s.get("events")).items():
+            out["events"][name] = out["events"].get(name, 0) + n
+        at = s.get("ingested_at")
+        if isinstance(at, str) and (out["last_written"] is None or at > out["last_written"]):
+            out["last_written"] = at
+    return out

@@ -574,25 +574,24 @@ def _kinds(kind: str | None) -> list[str]:
 
 def _accounting(ctx: ApiContext) -> dict[str, Any]:
     if ctx.collector is not None:
-        return accounting.normalize(ctx.collector.status(), "live")
+        return accounting.normalize(accounting.live(ctx.collector), "live")
     with ctx.store() as store:
-        info = store.info()
-    found = accounting.find(info) if isinstance(info, dict) else None
+        found = accounting.stored(store)
     return accounting.normalize(found, "store" if found is not None else "none")
 
 
 def _snapshot(ctx: ApiContext) -> Snapshot:
     snap = Snapshot()
     if ctx.collector is not None:
-        snap.accounting = accounting.normalize(ctx.collector.status(), "live")
+        snap.accounting = accounting.normalize(accounting.live(ctx.collector), "live")
     with ctx.store() as store:
         info = store.info()
         if isinstance(info, dict):
             snap.store = store_sizes(info)
-            if ctx.collector is None:
-                found = accounting.find(info)
-                if found is not None:
-                    snap.accounting = accounting.normalize(found, "store")
+        if ctx.collector is None:
+            found = accounting.stored(store)
+            if found is not None:
+                snap.accounting = accounting.normalize(found, "store")
         snap.interfaces = interface_rows(store, ctx.inventory())
     return snap
 

@@ -26,10 +26,9 @@ INVENTORY_TTL = 5.0
 
 
 class LiveCollector(Protocol):
-    """A collector running in the same process (``serve`` with a collector attached):
-    whatever it reports about itself, as a JSON-ready dict (see api/accounting.py)."""
-
-    def status(self) -> dict[str, Any]: ...
+    """A collector running in the same process: ``sflow.collector.Collector`` (its
+    ``snapshot()``), or anything with a ``status()`` giving the same JSON-ready dict
+    (api/accounting.py)."""
 
 
 class ApiContext:
