@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fabricscope.records.ddl import RECORDS_1M_COLUMNS, RECORDS_1M_KEY, rollup_select
+from fabricscope.records.ddl import RECORDS_1M_COLUMNS, rollup_select
 from fabricscope.store import synthetic as syn
 from fabricscope.store.conform import conform_input
 from fabricscope.store.rollup import records_rollup
