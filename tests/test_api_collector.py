@@ -86,3 +86,42 @@ def test_accounting_written_with_the_data(running: Any) -> None:
     assert got["raw"]["collector_runs"] == 1
     m = c.get("/metrics").text
     assert 'fabricscope_collector_accounting_source{source="store"} 1.0' in m
+
+
+def test_serve_with_an_in_process_collector(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve --collect``: the collector runs beside the API, its live accounting is in
+    /api/v1/collector/status, and it stops (writing its accounting) when serve stops."""
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from fabricscope.cli.app import app as cli
+    from fabricscope.cli.app import build_app
+
+    seen: dict[str, Any] = {}
+
+    def fake_run(app: Any, **kw: Any) -> None:  # instead of serving: use the app, return
+        col = app.state.ctx.collector
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for d in datagrams():
+                s.sendto(d, ("127.0.0.1", col.port))
+        c = TestClient(app, headers=auth())
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            got = c.get("/api/v1/collector/status").json()
+            if got["accounting"]["totals"].get("datagrams") == 3:
+                break
+            time.sleep(0.1)
+        seen.update(got)
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setenv("FABRICSCOPE_TOKEN", TOKEN)
+    build_app()
+    db = str(tmp_path / "store")
+    res = CliRunner().invoke(cli, ["serve", "--db", db, "--inventory", "none",
+                                   "--collect", "127.0.0.1:0"])
+    assert res.exit_code == 0, res.output
+    assert seen["source"] == "live" and seen["accounting"]["totals"]["gaps"] == 1
+    after = TestClient(create_app(db, "none", token=TOKEN, rate_limit=None),
+                       headers=auth()).get("/api/v1/collector/status").json()
+    assert after["source"] == "store" and after["accounting"]["totals"]["datagrams"] == 3
