@@ -118,7 +118,10 @@ def register(app: typer.Typer) -> None:
                 start_http_server(mport, addr=mhost, registry=col.registry())
             except (ValueError, OSError) as exc:
                 raise UsageError(f"--metrics {metrics!r}: {exc}") from None
-        if not json_out and not quiet:
+        from fabricscope.sflow.collector import warm_up
+
+        warm_up()  # before saying we are ready: the first batch must not wait for the JIT
+        if not quiet:
             print(f"fabricscope collect: listening on {host}:{bound} "
                   f"({workers} worker{'s' if workers > 1 else ''}); "
                   "SIGINT/SIGTERM to stop", file=sys.stderr, flush=True)
