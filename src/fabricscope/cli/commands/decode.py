@@ -160,6 +160,14 @@ class _Sink:
         for r in record_dicts(batch):
             n += 1
             ts = r.get("ts") or ""
+            if r.get("kind") == "counters":  # an sFlow interface counter poll
+                table.add_row(
+                    ts[11:].rstrip("Z") if ts else "",
+                    f"ifIndex {r.get('ifindex')} {r.get('port_name') or ''}".rstrip(), "", "",
+                    f"{r['agent']} counters: in {r.get('in_octets')} B, out "
+                    f"{r.get('out_octets')} B, errors {r.get('in_errors')}/"
+                    f"{r.get('out_errors')}", "")
+                continue
             table.add_row(
                 ts[11:].rstrip("Z") if ts else "",
                 _flow(r, ""),
