@@ -80,21 +80,21 @@ def decode_ipv6(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarra
                 or nh == 253 or nh == 254:
             if end - p < 8:  # cut: the upper-layer protocol is unknown
                 event(ev, m, i, E.EV_TRUNCATED_IPV6_EXT)
-                return p, end, P_END
+                return min(p, end), end, P_END
             nxt = np.int64(buf[p])
             p += (np.int64(buf[p + 1]) + 1) * 8
             nh = nxt
         elif nh == 51:
             if end - p < 8:  # cut: the upper-layer protocol is unknown
                 event(ev, m, i, E.EV_TRUNCATED_IPV6_EXT)
-                return p, end, P_END
+                return min(p, end), end, P_END
             nxt = np.int64(buf[p])
             p += (np.int64(buf[p + 1]) + 2) * 4
             nh = nxt
         elif nh == 44:
             if end - p < 8:  # cut: the upper-layer protocol is unknown
                 event(ev, m, i, E.EV_TRUNCATED_IPV6_EXT)
-                return p, end, P_END
+                return min(p, end), end, P_END
             nxt = np.int64(buf[p])
             offm = rd16(buf, p + 2)
             frag |= 1 if offm & 1 else 0
@@ -112,7 +112,7 @@ def decode_ipv6(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarra
         n += 1
         if n > MAX_EXT:
             event(ev, m, i, E.EV_IPV6_EXT_TOO_LONG)
-            return p, end, P_END
+            return min(p, end), end, P_END
     s[H_PROTO] = nh
     if frag == 0:
         s[H_FRAG] = 0
