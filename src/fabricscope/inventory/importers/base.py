@@ -10,7 +10,8 @@ time; nothing is ever deleted.
 The runner:
 
 1. gives the importer what other sources already hold (``known``), for importers that fill
-   gaps rather than declare (LLDP, sFlow interface names);
+   gaps rather than declare (LLDP, sFlow interface names), and its own last snapshot
+   (``previous``), for importers that accumulate (sFlow interface names);
 2. calls ``fetch()``; a failure is one line (``ImportFailed``), and records nothing;
 3. turns the facts into a document (``document_from_facts``) and records it with
    ``InventoryHistory.record(document, source=importer.source)``: what was added, changed
@@ -65,7 +66,8 @@ class Importer(Protocol):
 
 class BaseImporter:
     """Convenience base: ``source``, ``notes``, ``known`` (set by the runner before each
-    fetch: the inventory every other source holds now) and ``fail``."""
+    fetch: the inventory every other source holds now), ``previous`` (the facts of this
+    source's last snapshot, for importers that accumulate) and ``fail``."""
 
     kind = "base"
 
@@ -73,6 +75,7 @@ class BaseImporter:
         self.source = source
         self.notes: list[str] = []
         self.known: Inventory | None = None
+        self.previous: list[Fact] = []
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -208,6 +211,9 @@ class ImportRunner:
                 has_any = self.history.snapshot_dir.is_dir()
                 imp.known = (self.history.current(exclude_source=imp.source)
                              if has_any else Inventory([]))
+            if hasattr(imp, "previous"):
+                last = self.history.latest(imp.source)
+                imp.previous = last.facts() if last is not None else []
             facts = imp.fetch()
             out.notes = list(imp.notes)
             out.facts = len(facts)
