@@ -142,6 +142,8 @@ def test_check_chains(client: TestClient, db: str) -> None:
     assert got == same_json(query.check_chains(since=SINCE, until=UNTIL, db=db,
                                                inventory=str(EXAMPLE)))
     assert got["ok"] is True and got["violations"] == []
+    assert got["flows_checked"] == 1  # acme-gw -> web-1 :443 went through fw-1
+    assert [c["chain"] for c in got["chains"]] == ["acme-web-https"]
     assert client.get("/api/v1/check/chains", params={"chain": "x" * 300}).status_code == 400
 
 
