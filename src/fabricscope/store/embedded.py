@@ -71,7 +71,9 @@ DAY_NS = 86_400 * 10**9
 SMALL_FILE_ROWS = 2_000_000
 """Files with fewer rows are merged by compaction (bigger ones are left alone)."""
 COMPACT_MIN_FILES = 8
-"""The writer compacts a partition once it has this many small files."""
+"""The writer merges this many small files of one size tier in a partition."""
+CLOSED_AFTER_NS = 10 * 60 * 10**9
+"""A partition this far behind the newest record is closed: merged into one file."""
 DELETE_GRACE_S = 30.0
 """Files replaced by compaction or dropped by retention stay this long for readers that
 listed them just before (a reader that still misses one retries with a new listing)."""
@@ -118,6 +120,11 @@ def _parts(table: pa.Table, ds: str) -> list[tuple[str, pa.Table, int, int]]:
         part = f"dt={d:%Y-%m-%d}/hr={d:%H}" if ds in HOURLY else f"dt={d:%Y-%m-%d}"
         out.append((part, sub, int(t.min()), int(t.max())))
     return out
+
+
+def _tier(rows: int) -> int:
+    """Size tier of a file: files of one tier have rows within a factor of 8."""
+    return max(0, int(rows).bit_length() - 1) // 3
 
 
 def _part_end_ns(f: FileEntry) -> int:
@@ -676,27 +683,46 @@ class EmbeddedStore(Store):
         return out
 
     def _maybe_compact(self) -> None:
-        self._compact(COMPACT_MIN_FILES)
-
-    def compact(self) -> dict[str, int]:
-        self._need_write()
-        out = self._compact(2)
-        self._empty_trash()
-        return out
-
-    def _compact(self, min_files: int) -> dict[str, int]:
+        """Tiered compaction, so that each record is rewritten a few times at most:
+        ``COMPACT_MIN_FILES`` small files of one size tier (a factor of 8 in rows) in a
+        partition become one file of the next tier; a partition that has closed (its
+        end is ``CLOSED_AFTER`` behind the newest record) is merged into one file sorted
+        for the trace queries."""
         snap = self.catalog.snapshot()
-        groups: dict[tuple[str, str], list[FileEntry]] = {}
+        newest = max((f.max_ts for f in snap.files.values()), default=None)
+        groups: dict[tuple[str, str, int], list[FileEntry]] = {}
+        parts: dict[tuple[str, str], list[FileEntry]] = {}
         for f in snap.files.values():
             if f.rows < SMALL_FILE_ROWS:
-                groups.setdefault((f.ds, f.part), []).append(f)
-        out: dict[str, int] = {}
-        for (ds, part), files in sorted(groups.items()):
-            if len(files) < min_files:
+                groups.setdefault((f.ds, f.part, _tier(f.rows)), []).append(f)
+                parts.setdefault((f.ds, f.part), []).append(f)
+        done: set[tuple[str, str]] = set()
+        for (ds, part, _t), files in sorted(groups.items()):
+            if len(files) >= COMPACT_MIN_FILES and (ds, part) not in done:
+                self._merge(ds, part, sorted(files, key=lambda f: f.path))
+                done.add((ds, part))
+        if newest is None:
+            return
+        for (ds, part), files in sorted(parts.items()):
+            if (ds, part) in done or len(files) < 2:
                 continue
-            files.sort(key=lambda f: f.path)
-            self._merge(ds, part, files)
-            out[ds] = out.get(ds, 0) + len(files)
+            if _part_end_ns(files[0]) + CLOSED_AFTER_NS <= newest:
+                self._merge(ds, part, sorted(files, key=lambda f: f.path))
+
+    def compact(self) -> dict[str, int]:
+        """Merge the small files of every partition (bigger files stay as they are)."""
+        self._need_write()
+        snap = self.catalog.snapshot()
+        parts: dict[tuple[str, str], list[FileEntry]] = {}
+        for f in snap.files.values():
+            if f.rows < SMALL_FILE_ROWS:
+                parts.setdefault((f.ds, f.part), []).append(f)
+        out: dict[str, int] = {}
+        for (ds, part), files in sorted(parts.items()):
+            if len(files) >= 2:
+                self._merge(ds, part, sorted(files, key=lambda f: f.path))
+                out[ds] = out.get(ds, 0) + len(files)
+        self._empty_trash()
         return out
 
     def _merge(self, ds: str, part: str, files: list[FileEntry]) -> None:
