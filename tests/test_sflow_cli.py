@@ -42,3 +42,17 @@ def test_decode_segv_capture_is_a_clean_result(shared_captures: Path) -> None:
     summary = json.loads(res.stderr.strip().splitlines()[-1])
     assert summary["records"] == 0 and summary["sflow_datagrams"] == 1
     assert summary["events"] == {"sflow_truncated_datagram": 1}
+
+
+def test_decode_parquet_puts_counters_in_their_own_file(shared_captures: Path,
+                                                         tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "o.parquet"
+    res = CliRunner().invoke(build_app(), [
+        "decode", str(shared_captures / "tcpdump" / "sflow_multiple_counter_30_pdus.pcap"),
+        "-f", "parquet", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert pq.read_table(str(out) + ".counters.parquet").num_rows == 144
+    # the five other datagrams to port 6343 are not sFlow (sflow_bad_version): no records
+    assert not out.exists() or pq.read_table(out).num_rows == 0

@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
         path: Annotated[Path, typer.Argument(help="pcap or pcapng file (gzip is fine)")],
         fmt: Annotated[Format, typer.Option("--format", "-f",
                        help="ndjson: one JSON object per record; table: for people; "
-                            "parquet: the record columns to -o FILE (fast path)")
+                            "parquet: the record columns to -o FILE (fast path; sFlow "
+                            "counter rows to FILE.counters.parquet)")
                        ] = Format.ndjson,
         output: Annotated[Path | None, typer.Option("--output", "-o",
                           help="write here instead of stdout (required for parquet)")
@@ -123,6 +124,7 @@ class _Sink:
         self.fmt = fmt
         self.output = output
         self._pq: Any = None
+        self._pqc: Any = None  # sFlow counter rows go to OUTPUT.counters.parquet
         self._fh: TextIO | None = None
         self._console: Any = None
         if fmt is Format.ndjson:
@@ -132,6 +134,12 @@ class _Sink:
         if self.fmt is Format.parquet:
             import pyarrow.parquet as pq
 
+            if "ifindex" in batch.schema.names:  # sFlow counter rows: their own file
+                if self._pqc is None:
+                    self._pqc = pq.ParquetWriter(f"{self.output}.counters.parquet",
+                                                 batch.schema, compression="zstd")
+                self._pqc.write_batch(batch)
+                return int(batch.num_rows)
             if self._pq is None:
                 self._pq = pq.ParquetWriter(str(self.output), batch.schema, compression="zstd")
             self._pq.write_batch(batch)
@@ -184,6 +192,8 @@ class _Sink:
     def close(self) -> None:
         if self._pq is not None:
             self._pq.close()
+        if self._pqc is not None:
+            self._pqc.close()
         if self._fh is not None and self._fh is not sys.stdout:
             self._fh.close()
         if self._fh is sys.stdout:
