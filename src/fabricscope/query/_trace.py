@@ -123,23 +123,19 @@ def _path_json(p: Path, ctx: TraceContext, total: int) -> dict[str, Any]:
 
 def _complete(p: Path, segs: list[dict[str, Any]], ctx: TraceContext,
               inner: tuple[Any, ...]) -> bool | None:
-    """Does the path reach the hosts of the flow's endpoints? None when the inventory does
-    not say where they are (then nothing tells a partly sampled path from a whole one)."""
+    """Does the path reach the hosts of the flow's endpoints? False when it starts or ends
+    elsewhere (part of it was not sampled); None when the inventory does not place both
+    endpoints (an external address: nothing tells a partial path from a whole one)."""
     if not segs or ctx.inv is None:
         return None
     vni = p.segments[0].vni
-    known = False
-    ok = True
     first, last = ns_to_dt(p.first_ns), ns_to_dt(p.last_ns)
     src = ctx.namer.endpoint(inner[0], vni, first)["host"]
-    if src is not None:
-        known = True
-        ok &= segs[0]["src_host"] == src
     dst = ctx.namer.endpoint(inner[1], vni, last)["host"]
-    if dst is not None:
-        known = True
-        ok &= segs[-1]["dst_host"] == dst
-    return ok if known else None
+    if (src is not None and segs[0]["src_host"] != src) or (
+            dst is not None and segs[-1]["dst_host"] != dst):
+        return False
+    return True if src is not None and dst is not None else None
 
 
 def _vnfs(p: Path, segs: list[dict[str, Any]], ctx: TraceContext, when: datetime,
