@@ -499,6 +499,17 @@ def test_chain_steering(run: dict[str, Any]) -> None:
             want_label = (chain["chain_id"] << 8 | (255 - k)) if k < len(vnfs) else None
             assert s["mpls_label"] == want_label
     assert n_chained > 5 and n_other > 100
+    # what a chain carries matches its classifier (tcp/443 from the gateway to the web
+    # subnet); inbound web traffic lands on web VMs
+    gw = f"{chain['tenant']}-gw"
+    for f in flows.values():
+        fwd = flows[f["reverse_of"]] if f["reverse_of"] is not None else f
+        if f["chain"] is not None:
+            assert (fwd["proto"], fwd["dport"], fwd["src_endpoint"]) == (6, 443, gw)
+            assert fwd["dst_ip"].startswith("10.1.")
+        if fwd["kind"] in ("https", "http"):
+            assert fwd["dst_endpoint"].split("-")[1] == "web", fwd
+            assert fwd["src_endpoint"].endswith("-gw") and fwd["src_external"]
     # plain http from the same gateway is not classified
     http = [f for f in flows.values() if f["kind"] == "http"]
     assert http and all(f["chain"] is None for f in http)

@@ -206,7 +206,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "chains": 1, "duration": 300.0, "flow_rate": 5 / 3, "sampling_rate": 1000,
         "events": ("migration", "vnf-insert", "link-errors", "sflow-outage"),
         "host_speed": 10_000_000_000, "uplink_speed": 40_000_000_000,
-        "featured_mbps": 6.0,
+        "featured_mbps": 6.0, "steady_mbps": 2.0,
     },
     "1k": {
         "spines": 4, "leaves": 25, "hosts_per_leaf": 40, "tenants": 50, "vms": 4000,

@@ -158,12 +158,12 @@ class TrafficGen:
         dst_role[kind == K_PING] = (r[kind == K_PING] + 1) % 3
         src_ep = self._pick(rng, tenant, src_role)
         dst_ep = self._pick(rng, tenant, dst_role)
+        ns = (kind == K_HTTPS) | (kind == K_HTTP)
+        src_ep[ns] = fab.tenant_gw[tenant[ns]]
         # bulk replication between two different VMs (db -> app when there is one db)
         same = dst_ep == src_ep
         if same.any():
             dst_ep[same] = self._pick(rng, tenant[same], np.ones(int(same.sum()), np.int64))
-        ns = (kind == K_HTTPS) | (kind == K_HTTP)
-        src_ep[ns] = fab.tenant_gw[tenant[ns]]
         src_ip = fab.ep_ip[src_ep].astype(np.uint32)
         client_net = np.where(rng.random(n) < 0.5, ipv4("198.51.100.0"), ipv4("203.0.113.0"))
         client = (client_net + rng.integers(2, 255, n)).astype(np.uint32)
