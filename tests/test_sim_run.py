@@ -693,3 +693,38 @@ def test_other_encapsulations(tmp_path: Path, encap: str, underlay: str) -> None
     from fabricscope.inventory.fileformat import check_file
 
     assert check_file(tmp_path / "inventory.yaml").ok
+
+
+def test_host_captures(tmp_path: Path) -> None:
+    """hosts/<host>.pcap holds every tunnel packet the host sends or receives: as many as
+    the truth's segments carry, with the outer TTL and VTEPs right, in time order."""
+    p = PARAMS.replace(duration=60.0, flows=120, events=("migration",), truth_samples=False,
+                       featured_mbps=0.5, steady_mbps=0.5, host_pcaps=("all",))
+    simulate(tmp_path, p)
+    from fabricscope.sim.fabric import build_fabric
+
+    fab = build_fabric(p)
+    truth = load_truth(tmp_path)
+    segs = truth.segments.filter(pa.compute.invert(truth.segments["local"])).to_pylist()
+    assert sorted(f.name for f in (tmp_path / "hosts").iterdir()) == sorted(
+        f"{h}.pcap" for h in fab.host_name)
+    busy = Counter(s["src_host"] for s in segs)
+    for host in ["gw-1", *[h for h, _ in busy.most_common(2)]]:
+        vtep = fab.host_vtep_text[fab.host_name.index(host)]
+        fb = read_all(tmp_path / "hosts" / f"{host}.pcap")
+        want_tx = sum(s["packets"] for s in segs if s["src_host"] == host)
+        want_rx = sum(s["packets"] for s in segs if s["dst_host"] == host)
+        assert len(fb) == want_tx + want_rx > 0
+        ts = fb.ts_ns.tolist()
+        assert ts == sorted(ts)
+        tx = rx = 0
+        for i in range(0, len(fb), max(1, len(fb) // 2000)):
+            h = parse_packet(fb.frame(i))
+            assert int(fb.wirelen[i]) >= int(fb.caplen[i])
+            if h["src"] == vtep:
+                assert h["ttl"] == 64
+                tx += 1
+            else:
+                assert h["dst"] == vtep and h["ttl"] in (61, 63)
+                rx += 1
+        assert tx and rx
