@@ -82,6 +82,23 @@ def test_property_matches_sql(rows: list[tuple[int, int | None, str | None, int 
     assert canon(fast) == canon(sql_rollup(t))
 
 
+def test_merge_combines_partial_aggregates() -> None:
+    t = syn.synthetic_records(20_000, start_ns=int(T0.timestamp()) * 10**9,
+                              span_ns=300 * 10**9, flows=50, seed=2)
+    whole = records_rollup(t)
+    parts = [records_rollup(t.slice(k, 5000)) for k in range(0, 20_000, 5000)]
+    assert whole is not None and all(p is not None for p in parts)
+    merged = records_rollup(pa.concat_tables(parts), merge=True)  # type: ignore[arg-type]
+    assert merged is not None
+    assert canon(merged) == canon(whole)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("p", pa.concat_tables(parts))  # type: ignore[arg-type]
+    via_sql = conform_input(con.sql(rollup_select("records_1m", "p", "duckdb", merge=True))
+                            .to_arrow_table(), RECORDS_1M_COLUMNS)
+    assert canon(via_sql) == canon(whole)
+
+
 def test_empty() -> None:
     assert records_rollup(syn.records([])).num_rows == 0  # type: ignore[union-attr]
 

@@ -73,7 +73,8 @@ SMALL_FILE_ROWS = 2_000_000
 COMPACT_MIN_FILES = 8
 """The writer merges this many small files of one size tier in a partition."""
 CLOSED_AFTER_NS = 10 * 60 * 10**9
-"""A partition this far behind the newest record is closed: merged into one file."""
+"""A partition this far behind the newest record is closed: its small files are merged."""
+CLOSED_MERGE_ROWS = 500_000
 DELETE_GRACE_S = 30.0
 """Files replaced by compaction or dropped by retention stay this long for readers that
 listed them just before (a reader that still misses one retries with a new listing)."""
@@ -81,12 +82,6 @@ RETENTION_EVERY_S = 600.0
 MAINTENANCE_PAUSE_S = 60.0
 ROW_GROUP = 131_072
 WRITE_THREADS = 2
-SORT_KEYS: dict[str, str] = {
-    "records": "inner_src, inner_dst, ts",
-    "counters": "agent, ifindex, ts",
-    "records_1m": "inner_src, inner_dst, ts",
-    "counters_1m": "agent, ifindex, ts",
-}
 _SQL_START = re.compile(r"^\s*(\(|select\b|with\b|from\b|values\b|describe\b|summarize\b"
                         r"|show\b|explain\b|pivot\b|unpivot\b|table\b)", re.IGNORECASE)
 
@@ -685,9 +680,9 @@ class EmbeddedStore(Store):
     def _maybe_compact(self) -> None:
         """Tiered compaction, so that each record is rewritten a few times at most:
         ``COMPACT_MIN_FILES`` small files of one size tier (a factor of 8 in rows) in a
-        partition become one file of the next tier; a partition that has closed (its
-        end is ``CLOSED_AFTER`` behind the newest record) is merged into one file sorted
-        for the trace queries."""
+        partition become one file of the next tier; when a partition has closed (its end
+        is ``CLOSED_AFTER`` behind the newest record) its files below
+        ``CLOSED_MERGE_ROWS`` rows are merged into one."""
         snap = self.catalog.snapshot()
         newest = max((f.max_ts for f in snap.files.values()), default=None)
         groups: dict[tuple[str, str, int], list[FileEntry]] = {}
@@ -704,10 +699,11 @@ class EmbeddedStore(Store):
         if newest is None:
             return
         for (ds, part), files in sorted(parts.items()):
-            if (ds, part) in done or len(files) < 2:
+            small = [f for f in files if f.rows < CLOSED_MERGE_ROWS]
+            if (ds, part) in done or len(small) < 2:
                 continue
             if _part_end_ns(files[0]) + CLOSED_AFTER_NS <= newest:
-                self._merge(ds, part, sorted(files, key=lambda f: f.path))
+                self._merge(ds, part, sorted(small, key=lambda f: f.path))
 
     def compact(self) -> dict[str, int]:
         """Merge the small files of every partition (bigger files stay as they are)."""
@@ -725,40 +721,49 @@ class EmbeddedStore(Store):
         self._empty_trash()
         return out
 
-    def _merge(self, ds: str, part: str, files: list[FileEntry]) -> None:
-        import duckdb
+    def _merged_table(self, ds: str, files: list[FileEntry]) -> pa.Table:
+        """The rows of ``files`` as one table (aggregates combined), canonical columns."""
         import pyarrow.parquet as pq
+
+        parts = [conform_input(pq.read_table(self.root / f.path), TABLES[ds]) for f in files]
+        t = pa.concat_tables(parts)
+        if ds == "records_1m":
+            from fabricscope.store.rollup import records_rollup
+
+            fast = records_rollup(t, merge=True)
+            if fast is not None:
+                return fast
+        if ds in ROLLUPS:
+            con = self._duck()
+            con.register("_merge", t)
+            try:
+                out = con.sql(rollup_select(ds, "_merge", "duckdb", merge=True)
+                              ).to_arrow_table()
+            finally:
+                con.unregister("_merge")
+            return conform_input(out, TABLES[ds])
+        return t
+
+    def _merge(self, ds: str, part: str, files: list[FileEntry]) -> None:
+        """Replace ``files`` (one partition) by one file, in one commit. Readers that
+        listed the old files keep reading them for ``DELETE_GRACE_S``."""
+        import duckdb
 
         snap = self.catalog.current
         assert snap is not None
         rel = f"{ds}/{part}/{snap.seq + 1:016d}-c.parquet"
         final = self.root / rel
-        tmp = final.with_name(".tmp-" + final.name)
-        src = self._source(ds, files)
-        if ds in ROLLUPS:
-            body = rollup_select(ds, src, "duckdb", merge=True)
-        else:
-            body = f"SELECT * FROM {src}"
-        sql = (f"COPY ({body} ORDER BY {SORT_KEYS[ds]}) TO {_quote(str(tmp))} "
-               f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP})")
         try:
-            self._duck().execute(sql)
-            fsync_file(tmp)
-            rows = pq.ParquetFile(tmp).metadata.num_rows
-            os.replace(tmp, final)
-            fsync_dir(final.parent)
-            size = final.stat().st_size
-            fe = FileEntry(rel, ds, part, rows, size, min(f.min_ts for f in files),
+            t = self._merged_table(ds, files)
+            size = self._write_file(_drop_null_columns(t), final)
+            fe = FileEntry(rel, ds, part, t.num_rows, size, min(f.min_ts for f in files),
                            max(f.max_ts for f in files))
             self._commit({"op": "compact", "add": [fe.to_json()],
                           "remove": [f.path for f in files]})
-        except (duckdb.Error, OSError, StoreError) as exc:
-            committed = rel in snap.files
-            for p in (tmp, final):
-                if p == final and committed:
-                    continue
+        except (duckdb.Error, OSError, StoreError, pa.ArrowException) as exc:
+            if rel not in snap.files:
                 with contextlib.suppress(OSError):
-                    p.unlink()
+                    final.unlink()
             if _is_enospc(exc):
                 raise DiskFull(f"store {self.root}: no space left while compacting {ds}/"
                                f"{part}; nothing lost") from None

@@ -1,0 +1,204 @@
+"""Benchmark: ingest rate into each store, and disk bytes per record.
+
+1. ``Store.append`` of synthetic VXLAN flow samples (records/store/synthetic.py, 1M-record
+   batches) into the embedded store and into ClickHouse through chDB (or a server with
+   ``--clickhouse clickhouse://...``): records/s (wall and CPU), disk bytes per record
+   (raw records alone, and with the 1-minute aggregates). The bare Parquet encoding of
+   the same batches is printed as the floor.
+2. End to end (``--pcap-frames``, default 2,000,000): a capture of the decode benchmark's
+   traffic mix decoded alone (``FileDecoder``) and decoded into the embedded store
+   (``fabricscope ingest``'s path: a writer thread overlapping decode and append), so the
+   share of the store in the ingest time is measured, not guessed.
+
+    .venv/bin/python bench/store_ingest.py [--records 10000000] [--batch 1000000]
+        [--pcap-frames 2000000] [--no-chdb] [--clickhouse URL] [--dir DIR] [--json]
+
+Not a test. Prints records/s and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def batches(total: int, size: int, start_ns: int, span_ns: int) -> Any:
+    from fabricscope.store.synthetic import synthetic_records
+
+    n_batches = (total + size - 1) // size
+    step = span_ns // n_batches
+    for k in range(n_batches):
+        n = min(size, total - k * size)
+        yield synthetic_records(n, start_ns=start_ns + k * step, span_ns=step, seed=k)
+
+
+def bench_append(loc: str, total: int, size: int, start_ns: int, span_ns: int
+                 ) -> dict[str, Any]:
+    from fabricscope.store import open_store
+    from fabricscope.store.synthetic import synthetic_records
+
+    wall = cpu = 0.0
+    with open_store(loc, write=True) as st:
+        warm = synthetic_records(1000, start_ns=start_ns, span_ns=10**9, seed=99)
+        st.append(warm, batch_id="warm-up")  # imports, DuckDB, first files
+        done = 1000
+        for k, b in enumerate(batches(total, size, start_ns, span_ns)):
+            w0, c0 = time.perf_counter(), time.process_time()
+            st.append(b, batch_id=f"bench-{k}")
+            wall += time.perf_counter() - w0
+            cpu += time.process_time() - c0
+            done += b.num_rows
+        w0, c0 = time.perf_counter(), time.process_time()
+        info = st.info()
+        maint = time.perf_counter() - w0
+    rec = info["datasets"]["records"]
+    return {
+        "location": loc, "records": done, "seconds": round(wall, 3),
+        "records_per_s": round((done - 1000) / wall) if wall else None,
+        "cpu_seconds": round(cpu, 3),
+        "records_per_cpu_s": round((done - 1000) / cpu) if cpu else None,
+        "bytes_per_record_raw": round(rec["bytes"] / rec["rows"], 2) if rec["rows"] else None,
+        "bytes_per_record_total": round(info["bytes"] / rec["rows"], 2) if rec["rows"] else None,
+        "records_1m_rows": info["datasets"]["records_1m"]["rows"],
+        "info_seconds": round(maint, 3),
+    }
+
+
+def bench_parquet_floor(total: int, size: int, start_ns: int, span_ns: int, tmp: Path
+                        ) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    wall = cpu = 0.0
+    n = 0
+    for k, b in enumerate(batches(min(total, 4 * size), size, start_ns, span_ns)):
+        w0, c0 = time.perf_counter(), time.process_time()
+        pq.write_table(b, tmp / f"floor-{k}.parquet", compression="zstd",
+                       row_group_size=131072)
+        wall += time.perf_counter() - w0
+        cpu += time.process_time() - c0
+        n += b.num_rows
+    size_b = sum((tmp / f"floor-{k}.parquet").stat().st_size for k in range(n // size))
+    return {"records": n, "records_per_s": round(n / wall), "records_per_cpu_s":
+            round(n / cpu), "bytes_per_record": round(size_b / n, 2)}
+
+
+def bench_end_to_end(frames: int, tmp: Path) -> dict[str, Any]:
+    spec = importlib.util.spec_from_file_location("bench_decode", HERE / "decode.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_decode"] = mod
+    spec.loader.exec_module(mod)
+    pcap = tmp / "traffic.pcap"
+    t0 = time.perf_counter()
+    mod.TrafficGenerator(seed=1).write(pcap, frames)
+    gen = time.perf_counter() - t0
+
+    from fabricscope.cli.commands.ingest import ingest_file
+    from fabricscope.decode.tables import DecodeConfig
+    from fabricscope.pipeline import FileDecoder
+    from fabricscope.store import open_store
+
+    for _ in FileDecoder(pcap, batch_frames=16384):  # warm: numba cache, imports
+        break
+    t0 = time.perf_counter()
+    n = 0
+    for step in FileDecoder(pcap, batch_frames=16384):
+        n += step.records.num_rows
+    decode_s = time.perf_counter() - t0
+    root = tmp / "e2e-store"
+    with open_store(root, write=True) as st:
+        t0 = time.perf_counter()
+        res = ingest_file(st, pcap, DecodeConfig(), sflow=False, force=False, digest="b",
+                          batch_records=1 << 20)
+        ingest_s = time.perf_counter() - t0
+    return {"frames": frames, "pcap_gen_seconds": round(gen, 2),
+            "decode_only_records_per_s": round(n / decode_s),
+            "decode_into_store_records_per_s": round(res.records / ingest_s),
+            "store_share_of_ingest_time": round(max(0.0, 1 - decode_s / ingest_s), 3),
+            "store_bytes_per_record": round(dir_bytes(root) / max(1, res.records), 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--records", type=int, default=10_000_000)
+    ap.add_argument("--batch", type=int, default=1_000_000)
+    ap.add_argument("--pcap-frames", type=int, default=2_000_000,
+                    help="end-to-end capture size (0: skip)")
+    ap.add_argument("--no-chdb", action="store_true", help="skip ClickHouse (chDB)")
+    ap.add_argument("--clickhouse", help="also a ClickHouse server: clickhouse://HOST:PORT/DB")
+    ap.add_argument("--dir", type=Path, help="work here (default: a temporary directory)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="fs-bench-", dir=args.dir))
+    # recent data: ClickHouse's TTL counts from the wall clock
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=6)
+    start_ns = int(start.timestamp()) * 10**9
+    span_ns = 6 * 3600 * 10**9
+    out: dict[str, Any] = {"records": args.records, "batch": args.batch,
+                           "cpus": os.cpu_count()}
+    try:
+        out["parquet_floor"] = bench_parquet_floor(args.records, args.batch, start_ns,
+                                                   span_ns, tmp)
+        out["embedded"] = bench_append(str(tmp / "embedded"), args.records, args.batch,
+                                       start_ns, span_ns)
+        out["embedded"]["disk_bytes"] = dir_bytes(tmp / "embedded")
+        if not args.no_chdb:
+            try:
+                import chdb  # noqa: F401
+            except ImportError:
+                out["chdb"] = "skipped: chdb not installed"
+            else:
+                out["chdb"] = bench_append(f"chdb://{tmp / 'chdb'}", args.records,
+                                           args.batch, start_ns, span_ns)
+        if args.clickhouse:
+            out["clickhouse"] = bench_append(args.clickhouse, args.records, args.batch,
+                                             start_ns, span_ns)
+        if args.pcap_frames:
+            out["end_to_end"] = bench_end_to_end(args.pcap_frames, tmp)
+        out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    f = out["parquet_floor"]
+    print(f"Parquet encoding alone (floor): {f['records_per_s']:,} records/s, "
+          f"{f['records_per_cpu_s']:,} per CPU-s, {f['bytes_per_record']} B/record")
+    for name in ("embedded", "chdb", "clickhouse"):
+        r = out.get(name)
+        if isinstance(r, dict):
+            print(f"{name}: {r['records_per_s']:,} records/s ({r['records_per_cpu_s']:,} per "
+                  f"CPU-s of this process), {r['bytes_per_record_raw']} B/record raw, "
+                  f"{r['bytes_per_record_total']} B/record with the 1-minute aggregates "
+                  f"({r['records_1m_rows']:,} aggregate rows)")
+        elif r:
+            print(f"{name}: {r}")
+    e = out.get("end_to_end")
+    if e:
+        print(f"end to end, {e['frames']:,} frames: decode alone "
+              f"{e['decode_only_records_per_s']:,} records/s; decode into the embedded "
+              f"store {e['decode_into_store_records_per_s']:,} records/s (the store's "
+              f"share of the time: {e['store_share_of_ingest_time']:.0%}), "
+              f"{e['store_bytes_per_record']} B/record on disk")
+    print(f"peak RSS {out['peak_rss_mb']} MB, {out['cpus']} CPUs")
+
+
+if __name__ == "__main__":
+    main()
