@@ -61,8 +61,10 @@ def queries() -> dict[str, Any]:
             since=since, until=until, inner_src=src, inner_dst=dst,
             inner_sport=int(f["inner_sport"]), inner_dport=int(f["inner_dport"]),
             inner_proto=6)),
-        "impact_port_1h": ("select", RecordFilter(since=since, until=until,
-                                                  agent="10.255.0.1", in_if=2)),
+        # the switch port where the flow's first hop is seen
+        "impact_port_1h": ("select", RecordFilter(
+            since=since, until=until, agent=ipv4_text(0x0AFF0001 + FLOW % 32),
+            in_if=1 + FLOW % 48)),
         "by_switch_1h_raw": ("aggregate_raw", RecordFilter(since=since, until=until)),
         "by_switch_24h_1m": ("aggregate_1m", RecordFilter(since=START, until=START + SPAN)),
     }
