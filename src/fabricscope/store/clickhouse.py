@@ -215,7 +215,10 @@ def _typed(v: Any) -> tuple[str, Any]:
     if isinstance(v, str):
         return "String", v
     if isinstance(v, bytes | bytearray) and len(v) == 16:
-        return "IPv6", str(ipaddress.IPv6Address(bytes(v)))
+        b = bytes(v)
+        if b[:12] == b"\x00" * 10 + b"\xff\xff":  # IPv4-mapped, written the usual way
+            return "IPv6", "::ffff:" + ".".join(str(x) for x in b[12:])
+        return "IPv6", str(ipaddress.IPv6Address(b))
     if isinstance(v, datetime):
         if v.tzinfo is None:
             raise UsageError("query parameter: datetime needs a time zone")
