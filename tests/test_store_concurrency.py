@@ -187,3 +187,35 @@ def test_writer_retry_after_kill_is_idempotent(tmp_path: Path, n: int) -> None:
         ks = check_whole_batches(st.select(columns=["sample_seq"]).column("sample_seq")
                                  .combine_chunks())
         assert ks == list(range(n + 2))
+
+
+def test_one_store_shared_by_threads(tmp_path: Path) -> None:
+    """The API may hand one open store to several threads: calls take turns."""
+    from fabricscope.store import synthetic as syn
+
+    root = tmp_path / "s"
+    with open_store(root, write=True) as w:
+        for k in range(4):
+            w.append(syn.synthetic_records(500, start_ns=1_795_600_000 * 10**9,
+                                           span_ns=3_600 * 10**9, flows=10, seed=k))
+        shared = open_store(root)
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                for _ in range(15):
+                    assert shared.select(columns=["ts"]).num_rows % 500 == 0
+                    shared.aggregate(None, ["agent"], resolution="raw")
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for k in range(4, 8):  # and the writer goes on meanwhile
+            w.append(syn.synthetic_records(500, start_ns=1_795_600_000 * 10**9,
+                                           span_ns=3_600 * 10**9, flows=10, seed=k))
+        for t in threads:
+            t.join(timeout=120)
+        shared.close()
+    assert not errors, errors[0]

@@ -12,6 +12,7 @@ suite on both).
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -98,6 +99,9 @@ class Store(ABC):
         self.writable = write
         self._counter_state: CounterState | None = None
         self._closed = False
+        # one Store may be shared by threads (the API's worker threads): calls on it take
+        # turns (a query already uses every core; connections are not thread-safe)
+        self._lock = threading.RLock()
 
     # --- backend primitives -----------------------------------------------------------------
 
@@ -158,6 +162,11 @@ class Store(ABC):
         """Append one batch: packet/sample ``records`` and sFlow ``counters``. All of it is
         committed, or none of it (a crash loses at most this batch). A ``batch_id`` already
         committed is skipped, so a retry never duplicates."""
+        with self._lock:
+            self._append(records, counters, batch_id)
+
+    def _append(self, records: pa.RecordBatch | pa.Table,
+                counters: pa.RecordBatch | pa.Table | None, batch_id: str | None) -> None:
         self._need_write()
         bid = batch_id or new_batch_id()
         rec = conform_input(records, STORED_PACKET_COLUMNS)
@@ -372,9 +381,10 @@ class Store(ABC):
     # --- lifecycle --------------------------------------------------------------------------
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._close()
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._close()
 
     def __enter__(self) -> Store:
         return self

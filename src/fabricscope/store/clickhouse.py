@@ -333,7 +333,8 @@ class ClickHouseStore(Store):
 
     def _cmd(self, sql: str, params: dict[str, Any] | None = None) -> None:
         try:
-            self.ex.command(sql, params)
+            with self._lock:
+                self.ex.command(sql, params)
         except StoreError:
             raise
         except Exception as exc:
@@ -342,7 +343,8 @@ class ClickHouseStore(Store):
     def _q(self, sql: str, params: dict[str, Any] | None = None,
            settings: dict[str, Any] | None = None) -> pa.Table:
         try:
-            return self.ex.query_arrow(sql, params, settings)
+            with self._lock:
+                return self.ex.query_arrow(sql, params, settings)
         except StoreError:
             raise
         except Exception as exc:

@@ -228,7 +228,7 @@ class EmbeddedStore(Store):
     def _migrate_as_reader(self) -> dict[str, Any]:
         """An old store and no writer: take the lock just long enough to migrate."""
         try:
-            self._lock()
+            self._take_writer_lock()
         except StoreLocked:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:  # the writer migrates when it opens
@@ -249,7 +249,7 @@ class EmbeddedStore(Store):
             self.catalog.current = None
             self._release()
 
-    def _lock(self) -> None:
+    def _take_writer_lock(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / LOCK_FILE
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -286,7 +286,7 @@ class EmbeddedStore(Store):
                 raise StoreCorrupt(f"store {self.root}: the directory is not empty and has "
                                    f"no {STORE_JSON}: not a fabricscope store")
         try:
-            self._lock()
+            self._take_writer_lock()
         except PermissionError as exc:
             raise StoreError(f"store {self.root}: {exc.strerror}") from None
         meta = self._read_meta()
@@ -382,6 +382,10 @@ class EmbeddedStore(Store):
     def _run(self, build: Any, params: Sequence[Any]) -> pa.Table:
         """Run ``build(snapshot) -> sql`` on a fresh snapshot; a file that vanished under
         the query (compaction, retention) means a newer snapshot exists: list again."""
+        with self._lock:
+            return self._run_locked(build, params)
+
+    def _run_locked(self, build: Any, params: Sequence[Any]) -> pa.Table:
         import duckdb
 
         con = self._duck()
