@@ -165,6 +165,23 @@ class ImportOutcome:
         return out
 
 
+@contextmanager
+def quiet_loggers(*names: str) -> Iterator[None]:
+    """Client libraries log connection failures (keystoneauth, ovsdbapp, python-ovs) on
+    stderr; the importer reports them in its own one line instead."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, lv in zip(loggers, levels, strict=True):
+            lg.setLevel(lv)
+
+
 def change_line(c: Any) -> str:
     sign = {"added": "+", "removed": "-", "changed": "~"}[c.op]
     text = f"{sign} {SINGULAR.get(c.kind, c.kind)} {c.key}"

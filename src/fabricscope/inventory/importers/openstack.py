@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fabricscope.inventory import addr
-from fabricscope.inventory.importers.base import BaseImporter, unique_names
+from fabricscope.inventory.importers.base import BaseImporter, quiet_loggers, unique_names
 from fabricscope.inventory.model import (
     Chain,
     Endpoint,
@@ -162,7 +162,9 @@ class OpenStackImporter(BaseImporter):
 
     def fetch(self) -> list[Fact]:
         self.notes = []
-        with warnings.catch_warnings():  # openstacksdk's own deprecation chatter
+        with warnings.catch_warnings(), quiet_loggers("keystoneauth", "keystoneauth1",
+                                                      "openstack", "stevedore"):
+            # openstacksdk's deprecation chatter and keystoneauth's discovery warnings
             warnings.filterwarnings("ignore", module=r"openstack(\.|$)")
             warnings.filterwarnings("ignore", module=r"keystoneauth1(\.|$)")
             return self._fetch()

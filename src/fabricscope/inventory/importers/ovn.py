@@ -14,15 +14,12 @@ Exact fields: docs/import/ovn.md.
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from fabricscope.inventory import addr
-from fabricscope.inventory.importers.base import BaseImporter, unique_names
+from fabricscope.inventory.importers.base import BaseImporter, quiet_loggers, unique_names
 from fabricscope.inventory.index import Inventory
 from fabricscope.inventory.model import Endpoint, Fact, Host, Network, Tenant
 
@@ -30,21 +27,6 @@ from fabricscope.inventory.model import Endpoint, Fact, Host, Network, Tenant
 # patch, ...) have no overlay identity and are not endpoints.
 PORT_KINDS = {"": "vm", "virtual": "vm", "external": "vm", "router": "gateway",
               "localport": "gateway"}
-
-
-@contextmanager
-def _quiet_ovs_logs() -> Iterator[None]:
-    """ovsdbapp/python-ovs log connection failures at ERROR: the importer reports them in
-    one line of its own instead."""
-    loggers = [logging.getLogger(n) for n in ("ovsdbapp", "ovs")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        for lg, lv in zip(loggers, levels, strict=True):
-            lg.setLevel(lv)
 
 
 def _rows(api: Any, table: str) -> list[Any]:
@@ -124,7 +106,7 @@ class OvnImporter(BaseImporter):
 
         def work() -> None:
             try:
-                with _quiet_ovs_logs():
+                with quiet_loggers("ovsdbapp", "ovs"):
                     result["rows"] = self._read()
             except BaseException as exc:  # reported by the caller
                 result["error"] = exc
@@ -269,11 +251,11 @@ def build_facts(nb: dict[str, list[Any]], sb: dict[str, list[Any]],
         if any(a.split()[:1] == ["dynamic"] or a.endswith(" dynamic") for a in addresses):
             dyn = _opt(getattr(lsp, "dynamic_addresses", None))
             addresses = [str(dyn)] if dyn else []
-        mac, ips = _parse_addresses(addresses)
+        mac, eips = _parse_addresses(addresses)
         if ptype == "router":
             lrp = lrps.get(str(dict(lsp.options or {}).get("router-port", "")))
             if lrp is not None:
-                mac, ips = _parse_addresses([" ".join([str(lrp.mac), *map(str, lrp.networks)])])
+                mac, eips = _parse_addresses([" ".join([str(lrp.mac), *map(str, lrp.networks)])])
         pb = bindings.get(name)
         host = None
         key = None
@@ -287,7 +269,7 @@ def build_facts(nb: dict[str, list[Any]], sb: dict[str, list[Any]],
         if tenant:
             tenants.add(tenant)
         pname = ext.get("neutron:port_name")
-        facts.append(Endpoint(name=name, kind=kind, mac=mac, ips=ips, network=network,
+        facts.append(Endpoint(name=name, kind=kind, mac=mac, ips=eips, network=network,
                               host=host, tenant=tenant, tunnel_key=key,
                               external_id=str(lsp.uuid),
                               description=f"neutron port {pname}" if pname else None))
