@@ -432,14 +432,22 @@ def test_info(store: Store) -> None:
     assert info["partitions"] >= 1 and info["bytes"] > 0
 
 
-def test_retention_drops_old_partitions(loc: str) -> None:
+def test_retention_drops_old_partitions(loc: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fabricscope.store import embedded
+
     now = T0 + timedelta(hours=2)
     old = [rec(ts=now - timedelta(days=10, hours=h)) for h in range(3)]
     mid = [rec(ts=now - timedelta(days=100))]
     new = [rec(ts=now - timedelta(hours=1))]
     with open_store(loc, write=True) as st:
-        st.append(syn.records(mid + old + new),
-                  syn.counters([poll(-10 * 86400, uptime_ms=None), poll(0)]))
+        # the old rows arrived back then (the embedded store also keeps rows for the
+        # retention period after they arrive; ClickHouse goes by the record time only)
+        for rows, age in ((mid, 100), (old, 10)):
+            arrived = int((now - timedelta(days=age)).timestamp()) * 10**9
+            monkeypatch.setattr(embedded, "_now_ns", lambda a=arrived: a)
+            st.append(syn.records(rows), syn.counters([poll(-age * 86400, uptime_ms=None)]))
+        monkeypatch.undo()
+        st.append(syn.records(new), syn.counters([poll(0)]))
         dropped = st.apply_retention(now)
         # ClickHouse's TTL may already have dropped expired rows at insert time
         assert dropped.get("records", 0) in (0, 4)

@@ -337,18 +337,23 @@ def test_reader_sees_files_replaced_by_compaction(tmp_path: Path,
     r.close()
 
 
-def test_retention_from_newest_data_keeps_old_captures(tmp_path: Path) -> None:
+def test_old_captures_are_kept_for_the_retention_after_ingest(tmp_path: Path) -> None:
     root = tmp_path / "s"
     old = T0 - timedelta(days=400)
     with open_store(root, write=True) as st:
         st.append(batch(start=int(old.timestamp()) * 10**9))
     with open_store(root, write=True) as st:  # retention runs at open
         assert st.select().num_rows == 100
-        st.append(batch(start=T0_NS))
-        assert st.apply_retention(T0 + timedelta(hours=1))["records"] == 100
-        assert st.select().num_rows == 100
+        st.append(batch(start=T0_NS))  # newer data does not push the old capture out
+        assert st.apply_retention() == {}
+        assert st.select().num_rows == 200
+        later = datetime.now(UTC) + timedelta(days=8)
+        assert st.apply_retention(later) == {"records": 200}
+        assert st.select().num_rows == 0
+        # the 1-minute aggregates stay for 90 days after they arrived
         assert st.aggregate(RecordFilter(), [], resolution="1m").column(
-            "samples")[0].as_py() == 100
+            "samples")[0].as_py() == 200
+        assert st.apply_retention(later + timedelta(days=90))["records_1m"] > 0
 
 
 def test_store_cli_info_compact_retention(tmp_path: Path) -> None:

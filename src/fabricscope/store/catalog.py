@@ -49,6 +49,7 @@ class FileEntry:
     min_ts: int
     max_ts: int
     batch: str | None = None  # the batch that wrote it (None after compaction)
+    added: int = 0  # wall-clock ns when its rows arrived in the store (retention)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,7 +58,8 @@ class FileEntry:
     def from_json(cls, d: dict[str, Any]) -> FileEntry:
         return cls(path=str(d["path"]), ds=str(d["ds"]), part=str(d["part"]),
                    rows=int(d["rows"]), bytes=int(d["bytes"]), min_ts=int(d["min_ts"]),
-                   max_ts=int(d["max_ts"]), batch=d.get("batch"))
+                   max_ts=int(d["max_ts"]), batch=d.get("batch"),
+                   added=int(d.get("added", d["max_ts"])))
 
 
 @dataclass

@@ -448,16 +448,10 @@ class ClickHouseStore(Store):
         }
 
     def apply_retention(self, now: datetime | None = None) -> dict[str, int]:
-        """Drop whole day partitions that ended before ``min(now, newest) - retention``
-        (the TTLs do the same on their own, measured from the wall clock)."""
+        """Drop whole day partitions that ended before ``now - retention`` (the TTLs do
+        the same on their own, at merges)."""
         self._need_write()
-        now_ns = int((now or datetime.now(UTC)).timestamp() * 1e9)
-        top = self._q(f"SELECT toUnixTimestamp64Nano(max(ts)) AS m, count() AS n FROM "
-                      f"(SELECT ts FROM {self.db}.records UNION ALL "
-                      f"SELECT ts FROM {self.db}.counters)").to_pylist()[0]
-        if not top["n"]:
-            return {}
-        ref = min(now_ns, int(top["m"]))
+        ref = int((now or datetime.now(UTC)).timestamp() * 1e9)
         out: dict[str, int] = {}
         for name in TABLE_NAMES:
             keep = self.retention if name in ("records", "counters") else self.retention_1m

@@ -509,8 +509,9 @@ class EmbeddedStore(Store):
             finally:
                 wait(pending)
             sizes = [f.result() for f in pending]  # raises the first write error
+            now = _now_ns()
             adds = [FileEntry(a["rel"], a["ds"], a["part"], a["rows"], size, a["lo"],
-                              a["hi"], batch_id).to_json()
+                              a["hi"], batch_id, now).to_json()
                     for a, size in zip(adds, sizes, strict=True)]
             for d in {p.parent for p in written}:
                 fsync_dir(d)
@@ -657,21 +658,22 @@ class EmbeddedStore(Store):
             self.apply_retention()
 
     def apply_retention(self, now: datetime | None = None) -> dict[str, int]:
-        """Drop partitions that ended before ``min(now, newest record) - retention``
-        (records, counters) and ``- 1-minute retention`` (aggregates). Measuring back from
-        the newest data keeps old captures that were just ingested: the store holds a
-        window of the data, not of the wall clock."""
+        """Drop the partitions whose records are older than the retention (raw records
+        and counters: ``retention``; aggregates: ``retention_1m``) and that arrived in
+        the store longer ago than that: an old capture that was just ingested is kept for
+        the retention period from its ingest, live data for the retention period."""
         self._need_write()
         self._last_retention = time.monotonic()
         snap = self.catalog.snapshot()
         now_ns = (int(now.timestamp() * 1e9) if now is not None else _now_ns())
-        newest = max((f.max_ts for f in snap.files.values() if f.ds in HOURLY), default=None)
-        if newest is None:
-            return {}
-        ref = min(now_ns, newest)
-        cut = {ds: ref - int((self.retention if ds in HOURLY else self.retention_1m)
-                             .total_seconds() * 1e9) for ds in DATASETS}
-        gone = [f for f in snap.files.values() if _part_end_ns(f) <= cut[f.ds]]
+        cut = {ds: now_ns - int((self.retention if ds in HOURLY else self.retention_1m)
+                                .total_seconds() * 1e9) for ds in DATASETS}
+        parts: dict[tuple[str, str], list[FileEntry]] = {}
+        for f in snap.files.values():
+            parts.setdefault((f.ds, f.part), []).append(f)
+        gone = [f for (ds, _p), files in parts.items()
+                if _part_end_ns(files[0]) <= cut[ds] and max(f.added for f in files) <= cut[ds]
+                for f in files]
         if not gone:
             return {}
         self._commit({"op": "retention", "remove": [f.path for f in gone]})
@@ -761,7 +763,7 @@ class EmbeddedStore(Store):
             t = self._merged_table(ds, files)
             size = self._write_file(_drop_null_columns(t), final)
             fe = FileEntry(rel, ds, part, t.num_rows, size, min(f.min_ts for f in files),
-                           max(f.max_ts for f in files))
+                           max(f.max_ts for f in files), None, max(f.added for f in files))
             self._commit({"op": "compact", "add": [fe.to_json()],
                           "remove": [f.path for f in files]})
         except (duckdb.Error, OSError, StoreError, pa.ArrowException) as exc:

@@ -79,7 +79,7 @@ def _embedded_0_1(store: EmbeddedStore) -> None:
         rel = f"{f.ds}/{f.part}/{seq:016d}-m{k}.parquet"
         size = store._write_file(t, store.root / rel)
         adds.append(FileEntry(rel, f.ds, f.part, t.num_rows, size, f.min_ts, f.max_ts,
-                              f.batch).to_json())
+                              f.batch, f.added).to_json())
         removes.append(f.path)
     if adds:
         store._commit({"op": "migrate", "to_version": 1, "add": adds, "remove": removes})
