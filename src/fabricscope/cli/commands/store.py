@@ -92,7 +92,7 @@ def retention_cmd(
     now: Annotated[str | None, typer.Option(
         "--now", help="apply as of this time (default: now)")] = None,
 ) -> None:
-    """Drop partitions older than the retention (measured back from the newest data)."""
+    """Drop partitions older than the retention (embedded: and that arrived longer ago)."""
     from fabricscope.store import open_store
     from fabricscope.timeutil import parse_duration, parse_time
 
