@@ -10,7 +10,6 @@ summed, keeping for each row the host pairs (tunnel endpoints) that carried it.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -50,52 +49,89 @@ def matrix(source: Any, inventory: Inventory | None, q: MatrixQuery) -> dict[str
 
 def matrix_from_aggregate(agg: pa.Table, inventory: Inventory | None, q: MatrixQuery
                           ) -> dict[str, Any]:
+    """Name and sum. Python work is per distinct identity (address + VNI, outer address),
+    never per row: DuckDB computes the per-flow means, the distinct identities are named
+    once, and the naming tables are joined back for the final grouping."""
     namer = Namer(inventory)
     at = q.window.until
     con = duckdb.connect()
     try:
         con.register("a", agg)
-        rows = con.execute(_MEAN_SQL).fetchall()
+        con.execute(f"CREATE TEMP TABLE f AS {_MEAN_SQL}")
+        outer = con.execute(
+            "SELECT DISTINCT x FROM (SELECT src AS x FROM f WHERE inner_src IS NOT NULL "
+            "UNION SELECT dst FROM f WHERE inner_src IS NOT NULL) WHERE x IS NOT NULL"
+        ).fetchall()
+        hosts_t = pa.table({"ip": pa.array([ip for (ip,) in outer], pa.binary()),
+                            "name": pa.array([namer.host(ip, at) for (ip,) in outer],
+                                             pa.string())})
+        con.register("hosts", hosts_t)
+        if q.by != "host":
+            ids = con.execute(
+                "SELECT DISTINCT v, x FROM ("
+                " SELECT vni AS v, inner_src AS x FROM f WHERE inner_src IS NOT NULL"
+                " UNION SELECT vni, inner_dst FROM f WHERE inner_src IS NOT NULL"
+                " UNION SELECT NULL, src FROM f WHERE inner_src IS NULL"
+                " UNION SELECT NULL, dst FROM f WHERE inner_src IS NULL) WHERE x IS NOT NULL"
+            ).fetchall()
+            vs, ips, nm = [], [], []
+            for v, ip in ids:
+                e = namer.endpoint(ip, v, at)
+                if q.by == "tenant":
+                    name = e["tenant"] or (f"vni:{v}" if v is not None else "(underlay)")
+                else:
+                    name = e["endpoint"] or str(e["ip"])
+                vs.append(v)
+                ips.append(ip)
+                nm.append(name)
+            con.register("names", pa.table({"v": pa.array(vs, pa.uint64()),
+                                            "ip": pa.array(ips, pa.binary()),
+                                            "name": pa.array(nm, pa.string())}))
+            key_s = "ns.name"
+            key_d = "nd.name"
+            joins = (
+                "LEFT JOIN names ns ON ns.ip = (CASE WHEN f.inner_src IS NULL THEN f.src "
+                "ELSE f.inner_src END) AND ns.v IS NOT DISTINCT FROM "
+                "(CASE WHEN f.inner_src IS NULL THEN NULL ELSE f.vni END) "
+                "LEFT JOIN names nd ON nd.ip = (CASE WHEN f.inner_src IS NULL THEN f.dst "
+                "ELSE f.inner_dst END) AND nd.v IS NOT DISTINCT FROM "
+                "(CASE WHEN f.inner_src IS NULL THEN NULL ELSE f.vni END) ")
+            where = ""
+        else:
+            key_s = "coalesce(hs.name, '?')"
+            key_d = "coalesce(hd.name, '?')"
+            joins = ""
+            where = "WHERE f.inner_src IS NOT NULL"
+        base = (f"SELECT {key_s} AS s, {key_d} AS d, coalesce(hs.name, '?') AS sh, "
+                f"coalesce(hd.name, '?') AS dh, f.inner_src IS NOT NULL AS tunneled, "
+                f"f.samples, f.est_packets, f.est_bytes FROM f {joins}"
+                "LEFT JOIN hosts hs ON hs.ip = f.src LEFT JOIN hosts hd ON hd.ip = f.dst "
+                f"{where}")
+        con.execute(f"CREATE TEMP TABLE g AS {base}")
+        cells = con.execute(
+            "SELECT s, d, sum(samples)::BIGINT, sum(est_packets), sum(est_bytes), count(*) "
+            "FROM g GROUP BY s, d ORDER BY sum(est_bytes) DESC").fetchall()
+        total = float(con.execute("SELECT coalesce(sum(est_bytes), 0) FROM g").fetchall()[0][0])
+        top = cells[: q.limit]
+        pairs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        if top:
+            con.register("topc", pa.table({"s": pa.array([c[0] for c in top], pa.string()),
+                                           "d": pa.array([c[1] for c in top], pa.string())}))
+            for s, d, sh, dh, b in con.execute(
+                    "SELECT g.s, g.d, sh, dh, sum(est_bytes) AS b FROM g JOIN topc "
+                    "USING (s, d) WHERE tunneled GROUP BY g.s, g.d, sh, dh "
+                    "ORDER BY b DESC").fetchall():
+                lst = pairs.setdefault((s, d), [])
+                if len(lst) < 10:
+                    lst.append({"src_host": sh, "dst_host": dh, "est_bytes": round(b)})
     finally:
         con.close()
-    cells: dict[tuple[str, str], dict[str, Any]] = {}
-    hosts: dict[tuple[str, str], dict[tuple[str, str], float]] = defaultdict(
-        lambda: defaultdict(float))
-    total = 0.0
-    for vni, isrc, idst, osrc, odst, samples, estp, estb in rows:
-        tunneled = isrc is not None
-        s_host = namer.host(osrc, at) if tunneled else None
-        d_host = namer.host(odst, at) if tunneled else None
-        if q.by == "host":
-            if not tunneled:
-                continue
-            key = (s_host or "?", d_host or "?")
-        else:
-            s_ip, d_ip = (isrc, idst) if tunneled else (osrc, odst)
-            vv = vni if tunneled else None
-            se = namer.endpoint(s_ip, vv, at)
-            de = namer.endpoint(d_ip, vv, at)
-            if q.by == "tenant":
-                fallback = f"vni:{vni}" if vv is not None else "(underlay)"
-                key = (se["tenant"] or fallback, de["tenant"] or fallback)
-            else:
-                key = (se["endpoint"] or str(se["ip"]), de["endpoint"] or str(de["ip"]))
-        c = cells.setdefault(key, {"src": key[0], "dst": key[1], "samples": 0,
-                                   "est_packets": 0.0, "est_bytes": 0.0, "flows": 0})
-        c["samples"] += int(samples)
-        c["est_packets"] += float(estp)
-        c["est_bytes"] += float(estb)
-        c["flows"] += 1
-        total += float(estb)
-        if tunneled:
-            hosts[key][(s_host or "?", d_host or "?")] += float(estb)
-    out = sorted(cells.values(), key=lambda c: -c["est_bytes"])[: q.limit]
-    for c in out:
-        c["est_packets"] = round(c["est_packets"])
-        c["est_bytes"] = round(c["est_bytes"])
-        c["share"] = round(c["est_bytes"] / total, 4) if total else 0.0
-        hp = hosts.get((c["src"], c["dst"]), {})
-        c["host_pairs"] = [{"src_host": a, "dst_host": b, "est_bytes": round(v)}
-                           for (a, b), v in sorted(hp.items(), key=lambda kv: -kv[1])][:10]
+    out = []
+    for s, d, samples, estp, estb, nflows in top:
+        out.append({"src": s, "dst": d, "samples": int(samples),
+                    "est_packets": round(estp), "est_bytes": round(estb),
+                    "flows": int(nflows),
+                    "share": round(estb / total, 4) if total else 0.0,
+                    "host_pairs": pairs.get((s, d), [])})
     return {"query": {"by": q.by, "limit": q.limit, **q.window.to_dict()},
             "rows": out, "total_est_bytes": round(total), "cells": len(cells)}
