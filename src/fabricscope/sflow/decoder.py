@@ -34,11 +34,12 @@ from fabricscope.decode.slots import (
     WIRE,
 )
 from fabricscope.decode.tables import DecodeConfig
-from fabricscope.records.arrow import empty_packet_batch, packet_batch
+from fabricscope.records.arrow import empty_packet_batch
 from fabricscope.sflow import events as _events  # noqa: F401  (registers the event names)
 from fabricscope.sflow.accounting import Accounting
 from fabricscope.sflow.batch import counter_batch, empty_counter_batch
 from fabricscope.sflow.datagram import walk_datagrams
+from fabricscope.sflow.fastbatch import fast_packet_batch
 from fabricscope.sflow.layout import NCSLOTS, ND, NQ
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class SflowDecoder:
 
     def __init__(self, config: DecodeConfig | None = None, *,
                  accounting: Accounting | None = None,
-                 max_batch_records: int = 32768) -> None:
+                 max_batch_records: int = 65536) -> None:
         self.config = config or DecodeConfig()
         self.tables = self.config.tables()
         self.params = self.config.params()
@@ -126,7 +127,9 @@ class SflowDecoder:
         """Datagrams decoded so far (also the running datagram index)."""
         self._mpool = MatrixPool(NSLOTS)
         self._cpool = MatrixPool(NCSLOTS)
-        self._bytes_per_row = 200  # learnt: datagram bytes per row, sizes the matrices
+        # learnt from the previous call: datagram bytes per record and per counter row
+        self._bytes_per_record = 200
+        self._bytes_per_counter = 2000
         self.records = 0
         self.counter_rows = 0
 
@@ -185,35 +188,41 @@ class SflowDecoder:
         if buf.dtype != np.uint8:
             buf = buf.view(np.uint8)
         dg = np.full((ND, nd), -1, dtype=np.int64)
-        # room for the records of the largest datagram (a sample takes >= 52 bytes)
-        floor = int(length.max()) // 52 + 1
-        est = int(length.sum()) // self._bytes_per_row + 64
+        # Matrix sizes: learnt bytes per record / per counter row (+ 1/8 and a margin),
+        # at least the most the largest datagram can yield (a sample takes >= 44 bytes),
+        # at most max_batch_records (more records: another chunk, then concatenated).
+        floor = int(length.max()) // 44 + 1
+        used = int(length.sum())
+        est_r = used * 9 // (8 * self._bytes_per_record) + 64
+        est_c = used * 9 // (8 * self._bytes_per_counter) + 16
         recs: list[pa.RecordBatch] = []
         cnts: list[pa.RecordBatch] = []
+        peers = None
+        if peer_ver is not None and peer_hi is not None and peer_lo is not None:
+            peers = (peer_ver, peer_hi, peer_lo)
         k = 0
         while k < nd:
-            cap = max(min(est, self.max_batch_records), floor)
-            m = self._mpool.get(cap)
-            cm = self._cpool.get(cap)
-            sq = np.full((NQ, 2 * cap), -1, dtype=np.int64)
+            cap_r = max(min(est_r, self.max_batch_records), floor)
+            cap_c = max(min(est_c, self.max_batch_records), floor)
+            m = self._mpool.get(cap_r)
+            cm = self._cpool.get(cap_c)
+            sq = np.full((NQ, cap_r + cap_c), -1, dtype=np.int64)
             k2, i, j, q = walk_datagrams(buf, offset, length, truncated, ts_ns, ts_prec,
-                                         file_offset, self.datagrams, k, m, cap, cm, cap,
-                                         sq, dg, self.tables, self.params,
+                                         file_offset, self.datagrams, k, m, cap_r, cm,
+                                         cap_c, sq, dg, self.tables, self.params,
                                          self.event_counts)
-            peers = None
-            if peer_ver is not None and peer_hi is not None and peer_lo is not None:
-                peers = (peer_ver, peer_hi, peer_lo)
             self.accounting.update(dg, nd, sq, q, k0=k, k1=k2, peers=peers)
             self.records += i
             self.counter_rows += j
-            recs.append(_detach(packet_batch(m, i, buf), self._mpool))
+            recs.append(_detach(fast_packet_batch(m, i, buf), self._mpool))
             cnts.append(_detach(counter_batch(cm, j, buf), self._cpool))
-            est = max(est - i - j, 64)
+            est_r = max(est_r - i, 64)
+            est_c = max(est_c - j, 16)
             k = k2
-        used = int(length.sum())
-        rows = sum(r.num_rows for r in recs) + sum(c.num_rows for c in cnts)
-        if rows:
-            self._bytes_per_row = max(52, min(4096, used // rows))
+        nrec = sum(r.num_rows for r in recs)
+        ncnt = sum(c.num_rows for c in cnts)
+        self._bytes_per_record = max(44, min(1 << 16, used // max(nrec, 1)))
+        self._bytes_per_counter = max(44, min(1 << 16, used // max(ncnt, 1)))
         self.datagrams += nd
         self.accounting.events = self.events
         rec = recs[0] if len(recs) == 1 else pa.concat_batches(recs)
