@@ -23,7 +23,7 @@ from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import H_DST_HI, H_DST_LO, H_IPVER, H_SRC_HI, H_SRC_LO
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_arp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                ev: np.ndarray) -> tuple[int, int]:
     if end - pos < 8:

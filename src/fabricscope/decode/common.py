@@ -56,7 +56,7 @@ def rd48(buf: np.ndarray, p: int) -> int:
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def event(ev: np.ndarray, m: np.ndarray, i: int, code: int) -> None:
     """Count event ``code``; mark record ``i`` with it if it is its first error."""
     ev[code] += 1

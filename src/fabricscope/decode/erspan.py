@@ -33,7 +33,7 @@ from fabricscope.decode.protocols import P_END, P_ETH, TUN_ERSPAN
 from fabricscope.decode.slots import X_PT_A, X_PT_B, X_PT_TYPE, X_PT_VNI
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_erspan(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                   ev: np.ndarray, version: int) -> tuple[int, int]:
     hlen = 8 if version == 1 else 12

@@ -42,7 +42,7 @@ from fabricscope.decode.tables import T_ETHERTYPE
 MAX_VLAN_TAGS = 8
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def ethertype_chain(buf: np.ndarray, pos: int, end: int, et: int, s: np.ndarray,
                     m: np.ndarray, i: int, ev: np.ndarray, tables: np.ndarray
                     ) -> tuple[int, int]:
@@ -69,7 +69,7 @@ def ethertype_chain(buf: np.ndarray, pos: int, end: int, et: int, s: np.ndarray,
     return pos, tables[T_ETHERTYPE, et]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_ethernet(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray,
                     i: int, ev: np.ndarray, tables: np.ndarray) -> tuple[int, int]:
     if end - pos < 14:

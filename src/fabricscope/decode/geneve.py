@@ -43,7 +43,7 @@ OVN_CLASS = 0x0102
 OVN_TYPE = 0x80
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_geneve(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                   ev: np.ndarray, tables: np.ndarray) -> tuple[int, int]:
     if end > pos and np.int64(buf[pos]) >> 6 != 0:  # version != 0: stays plain UDP

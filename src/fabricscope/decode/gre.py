@@ -57,7 +57,7 @@ from fabricscope.decode.tables import PARAM_GRE_TEB_NVGRE, T_ETHERTYPE
 MAX_SRE = 32
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_gre(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                ev: np.ndarray, tables: np.ndarray, params: np.ndarray) -> tuple[int, int]:
     if end - pos < 4:

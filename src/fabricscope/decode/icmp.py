@@ -23,7 +23,7 @@ from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import H_ICMP_CODE, H_ICMP_TYPE
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_icmp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                 ev: np.ndarray) -> tuple[int, int]:
     if end - pos < 4:

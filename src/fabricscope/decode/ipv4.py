@@ -49,7 +49,7 @@ from fabricscope.decode.slots import (
 from fabricscope.decode.tables import T_IPPROTO
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_ipv4(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                 ev: np.ndarray, tables: np.ndarray) -> tuple[int, int, int]:
     if end - pos < 20:

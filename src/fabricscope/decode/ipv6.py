@@ -50,7 +50,7 @@ from fabricscope.decode.tables import T_IPPROTO
 MAX_EXT = 16
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_ipv6(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                 ev: np.ndarray, tables: np.ndarray) -> tuple[int, int, int]:
     if end - pos < 40:

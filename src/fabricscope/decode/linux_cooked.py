@@ -38,7 +38,7 @@ from fabricscope.decode.protocols import P_END, P_IPV4, P_IPV6
 from fabricscope.decode.slots import H_ETH_SRC
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_sll(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                ev: np.ndarray, tables: np.ndarray) -> tuple[int, int]:
     if end - pos < 16:
@@ -52,7 +52,7 @@ def decode_sll(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray
     return ethertype_chain(buf, pos + 16, end, proto, s, m, i, ev, tables)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_sll2(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                 ev: np.ndarray, tables: np.ndarray) -> tuple[int, int]:
     if end - pos < 20:
@@ -66,7 +66,7 @@ def decode_sll2(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarra
     return ethertype_chain(buf, pos + 20, end, proto, s, m, i, ev, tables)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_null(buf: np.ndarray, pos: int, end: int, m: np.ndarray, i: int,
                 ev: np.ndarray) -> tuple[int, int]:
     if end - pos < 4:

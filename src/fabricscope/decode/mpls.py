@@ -35,7 +35,7 @@ from fabricscope.decode.udp import udp_cut
 MAX_LABELS = 16
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _payload(buf: np.ndarray, pos: int, end: int, m: np.ndarray, i: int,
              ev: np.ndarray) -> tuple[int, int]:
     """What follows the bottom of the stack; nothing captured there is a cut."""
@@ -53,7 +53,7 @@ def _payload(buf: np.ndarray, pos: int, end: int, m: np.ndarray, i: int,
     return pos, P_END
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_mpls(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                 ev: np.ndarray) -> tuple[int, int]:
     n = 0
@@ -75,7 +75,7 @@ def decode_mpls(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarra
     return _payload(buf, pos, end, m, i, ev)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_mpls_udp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray,
                     i: int, ev: np.ndarray) -> tuple[int, int]:
     if end - pos < 4:  # cut by the capture, or no label at all

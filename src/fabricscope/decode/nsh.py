@@ -29,7 +29,7 @@ from fabricscope.decode.slots import X_PT_A, X_PT_B, X_PT_TYPE
 from fabricscope.decode.vxlan import next_proto_gpe_nsh
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_nsh(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                ev: np.ndarray) -> tuple[int, int]:
     if end - pos < 8:

@@ -31,7 +31,7 @@ from fabricscope.decode.protocols import P_END, P_ETH, TUN_STT
 from fabricscope.decode.slots import X_PT_TYPE, X_PT_VNI
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_stt(buf: np.ndarray, pos: int, end: int, tcp_pos: int, s: np.ndarray,
                m: np.ndarray, i: int, ev: np.ndarray) -> tuple[int, int]:
     """``pos``: after the TCP header; ``tcp_pos``: start of the TCP header."""

@@ -33,7 +33,7 @@ from fabricscope.decode.slots import H_DPORT, H_SPORT, H_TCP_FLAGS
 from fabricscope.decode.tables import T_TCP
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_tcp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                ev: np.ndarray, tables: np.ndarray) -> tuple[int, int]:
     if end - pos < 4:

@@ -40,7 +40,7 @@ def udp_cut(buf: np.ndarray, pos: int, end: int) -> bool:
     return ulen >= 8 and pos - 8 + ulen > end
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def decode_udp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                ev: np.ndarray, tables: np.ndarray) -> tuple[int, int, int]:
     if end - pos < 8:

@@ -13,6 +13,11 @@ flattened into columns).
 
 Bounds: at most ``MAX_STEPS`` layer steps per frame, at most ``max_depth`` tunnels; each
 decoder length-checks every read; a decoder that cannot go on returns ``P_END``.
+
+Speed: every function called per frame (the walk, each layer, ``common.event``) is
+compiled with ``_nrt=False``: they never allocate, and numba's reference counting of each
+array argument at each call (atomic increments and decrements, a dozen per layer) took
+half the walk's time. Only :func:`walk_batch`, which allocates the scratch vector, keeps it.
 """
 
 from __future__ import annotations
@@ -105,7 +110,7 @@ def _is_header(nxt: int) -> bool:
             or nxt == P.P_IP_GUESS or nxt == P.P_ARP)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _enter_tunnel(m: np.ndarray, i: int, s: np.ndarray, depth: int) -> None:
     base = TUN + depth * NT
     m[base + T_TYPE, i] = s[X_PT_TYPE]
@@ -125,12 +130,13 @@ def _enter_tunnel(m: np.ndarray, i: int, s: np.ndarray, depth: int) -> None:
         m[M_GENEVE_LEN, i] = s[X_PT_GLEN]
     if depth == 0:
         for k in range(NH):
-            m[WIRE + k, i] = s[k]
+            if s[k] != -1:  # the column is -1 already: absent fields cost no store
+                m[WIRE + k, i] = s[k]
     for k in range(NX):
         s[k] = -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def walk_frame(buf: np.ndarray, start: int, end: int, linktype: int, m: np.ndarray, i: int,
                s: np.ndarray, tables: np.ndarray, params: np.ndarray, ev: np.ndarray) -> int:
     """Decode the frame ``buf[start:end]`` into column ``i`` of ``m``; returns the depth.
@@ -238,7 +244,8 @@ def walk_frame(buf: np.ndarray, start: int, end: int, linktype: int, m: np.ndarr
             event(ev, m, i, E.EV_TUNNEL_DEPTH)
     base = WIRE if depth == 0 else INNER
     for k in range(NH):
-        m[base + k, i] = s[k]
+        if s[k] != -1:
+            m[base + k, i] = s[k]
     m[M_DEPTH, i] = depth
     m[M_PAYLOAD, i] = pos
     m[M_PAYLOAD_END, i] = end
