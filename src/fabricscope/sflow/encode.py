@@ -32,6 +32,7 @@ __all__ = [
     "IF_DISCARDED",
     "IF_INTERNAL",
     "IF_MULTIPLE",
+    "SyntheticStream",
     "address",
     "counter_record",
     "counter_sample",
@@ -323,70 +324,102 @@ def synthetic_datagrams(count: int, *, samples: int = 7, header_bytes: int = 128
     and per source (samples), starting at ``start_seq``. Built from ``variants`` templates
     patched with NumPy: no Python object per datagram.
     """
-    if count <= 0:
-        return np.zeros(0, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    lo = min(104, header_bytes)
-    templates: list[bytes] = []
-    sample_seq_off: list[list[int]] = []
-    counter_seq_off: list[int] = []
-    for with_counters in (False, True):
-        for v in range(variants):
-            smp: list[bytes] = []
-            offs: list[int] = []
-            pos = 28  # datagram header with an IPv4 agent
-            for k in range(samples):
-                n = v * samples + k
-                size = header_bytes - (n * 7) % (header_bytes - lo + 1)
-                recs = [raw_header(vxlan_frame(n, size), frame_length=size + 400 + n % 1000)]
-                if switch_every and n % switch_every == 0:
-                    recs.append(extended_switch(100 + v % 16, 0, 200 + k, 0))
-                s = flow_sample(seq=0, source_id_index=k + 1, sampling_rate=1024,
-                                sample_pool=0, input_if=k + 1, output_if=10 + k,
-                                expanded=True, records=recs)
-                offs.append(pos + 8)
-                pos += len(s)
-                smp.append(s)
-            coff = -1
-            if with_counters:
-                c = counter_sample(seq=0, source_id_index=100, expanded=True, records=[
-                    generic_interface_counters(ifindex=100, in_octets=10**9, out_octets=10**9),
-                    ethernet_interface_counters(), port_name("uplink0")])
-                coff = pos + 8
-                smp.append(c)
-            templates.append(datagram(agent="10.0.0.1", seq=0, uptime_ms=0, samples=smp))
-            sample_seq_off.append(offs)
-            counter_seq_off.append(coff)
-    tarr = [np.frombuffer(t, np.uint8) for t in templates]
-    tlen = np.array([len(t) for t in templates], np.int64)
-    n_idx = np.arange(count, dtype=np.int64)
-    agent = n_idx % agents
-    per_agent = n_idx // agents  # datagram number within its agent
-    with_c = (per_agent % counters_every == 0) if counters_every else np.zeros(count, bool)
-    choice = (n_idx % variants) + np.where(with_c, variants, 0)
-    length = tlen[choice]
-    offset = np.zeros(count, np.int64)
-    np.cumsum(length[:-1], out=offset[1:])
-    buf = np.empty(int(length.sum()), np.uint8)
-    for tno, tarray in enumerate(tarr):
-        starts = offset[choice == tno]
-        if len(starts):
-            buf[starts[:, None] + np.arange(len(tarray))] = tarray
+    st = SyntheticStream(count, samples=samples, header_bytes=header_bytes,
+                         switch_every=switch_every, counters_every=counters_every,
+                         agents=agents, variants=variants, start_seq=start_seq)
+    return st.buf, st.offset, st.length
 
-    def put(pos: np.ndarray, val: np.ndarray) -> None:
+
+class SyntheticStream:
+    """A block of ``block`` synthetic datagrams (see :func:`synthetic_datagrams`) that can
+    be renumbered in place: :meth:`renumber(first)` makes it datagrams ``first ..
+    first + block - 1`` of an endless stream (sequence numbers, uptime, sample pools), so a
+    load generator can send for hours from one block. ``block`` must be a multiple of
+    ``agents * counters_every`` for the counter samples to stay where they belong."""
+
+    def __init__(self, block: int, *, samples: int = 7, header_bytes: int = 128,
+                 switch_every: int = 2, counters_every: int = 10, agents: int = 1,
+                 variants: int = 64, start_seq: int = 1) -> None:
+        self.block = block
+        self.agents = agents
+        self.samples = samples
+        self.counters_every = counters_every
+        self.start_seq = start_seq
+        if block <= 0:
+            self.buf = np.zeros(0, np.uint8)
+            self.offset = np.zeros(0, np.int64)
+            self.length = np.zeros(0, np.int64)
+            return
+        lo = min(104, header_bytes)
+        templates: list[bytes] = []
+        sample_seq_off: list[list[int]] = []
+        counter_seq_off: list[int] = []
+        for with_counters in (False, True):
+            for v in range(variants):
+                smp: list[bytes] = []
+                offs: list[int] = []
+                pos = 28  # datagram header with an IPv4 agent
+                for k in range(samples):
+                    n = v * samples + k
+                    size = header_bytes - (n * 7) % (header_bytes - lo + 1)
+                    recs = [raw_header(vxlan_frame(n, size),
+                                       frame_length=size + 400 + n % 1000)]
+                    if switch_every and n % switch_every == 0:
+                        recs.append(extended_switch(100 + v % 16, 0, 200 + k, 0))
+                    smp.append(flow_sample(seq=0, source_id_index=k + 1, sampling_rate=1024,
+                                           sample_pool=0, input_if=k + 1, output_if=10 + k,
+                                           expanded=True, records=recs))
+                    offs.append(pos + 8)
+                    pos += len(smp[-1])
+                coff = -1
+                if with_counters:
+                    smp.append(counter_sample(seq=0, source_id_index=100, expanded=True,
+                                              records=[generic_interface_counters(
+                                                  ifindex=100, in_octets=10**9,
+                                                  out_octets=10**9),
+                                                  ethernet_interface_counters(),
+                                                  port_name("uplink0")]))
+                    coff = pos + 8
+                templates.append(datagram(agent="10.0.0.1", seq=0, uptime_ms=0,
+                                          samples=smp))
+                sample_seq_off.append(offs)
+                counter_seq_off.append(coff)
+        tlen = np.array([len(t) for t in templates], np.int64)
+        n_idx = np.arange(block, dtype=np.int64)
+        per_agent = n_idx // agents
+        with_c = ((per_agent % counters_every == 0) if counters_every
+                  else np.zeros(block, bool))
+        choice = (n_idx % variants) + np.where(with_c, variants, 0)
+        self.length = tlen[choice]
+        self.offset = np.zeros(block, np.int64)
+        np.cumsum(self.length[:-1], out=self.offset[1:])
+        self.buf = np.empty(int(self.length.sum()), np.uint8)
+        for tno, t in enumerate(templates):
+            starts = self.offset[choice == tno]
+            if len(starts):
+                self.buf[starts[:, None] + np.arange(len(t))] = np.frombuffer(t, np.uint8)
+        self._agent = n_idx % agents
+        self._sample_pos = (self.offset[:, None]
+                            + np.array(sample_seq_off, np.int64)[choice])  # (block, samples)
+        coffs = np.array(counter_seq_off, np.int64)[choice]
+        self._has_c = coffs >= 0
+        self._counter_pos = self.offset[self._has_c] + coffs[self._has_c]
+        self._put(self.offset + 8, (10 << 24) + 1 + self._agent)  # agent address
+        self.renumber(0)
+
+    def _put(self, pos: np.ndarray, val: np.ndarray) -> None:
         val = val & 0xFFFFFFFF
         for b in range(4):
-            buf[pos + b] = (val >> (24 - 8 * b)) & 0xFF
+            self.buf[pos + b] = (val >> (24 - 8 * b)) & 0xFF
 
-    put(offset + 8, (10 << 24) + 1 + agent)  # agent address
-    put(offset + 16, start_seq + per_agent)  # datagram sequence
-    put(offset + 20, 1000 + 10 * per_agent)  # uptime
-    soffs = np.array(sample_seq_off, np.int64)  # (templates, samples)
-    for k in range(samples):
-        put(offset + soffs[choice, k], start_seq + per_agent)
-        # sample pool: sampling rate x samples taken so far
-        put(offset + soffs[choice, k] + 16, 1024 * (start_seq + per_agent))
-    coffs = np.array(counter_seq_off, np.int64)[choice]
-    has = coffs >= 0
-    put(offset[has] + coffs[has], start_seq + per_agent[has] // max(counters_every, 1))
-    return buf, offset, length
-
+    def renumber(self, first: int) -> None:
+        """Make the block datagrams ``first ..`` of the stream."""
+        per_agent = (first + np.arange(self.block, dtype=np.int64)) // self.agents
+        seq = self.start_seq + per_agent
+        self._put(self.offset + 16, seq)  # datagram sequence
+        self._put(self.offset + 20, 1000 + 10 * per_agent)  # uptime
+        for k in range(self.samples):
+            self._put(self._sample_pos[:, k], seq)
+            self._put(self._sample_pos[:, k] + 16, 1024 * seq)  # sample pool
+        every = max(self.counters_every, 1)
+        self._put(self._counter_pos, self.start_seq + per_agent[self._has_c] // every)
