@@ -15,15 +15,14 @@ them (who is behind which VTEP).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import IPV4_MAPPED_PREFIX, event, rd16, rd32
+from fabricscope.decode.common import IPV4_MAPPED_PREFIX, event, per_frame, rd16, rd32
 from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import H_DST_HI, H_DST_LO, H_IPVER, H_SRC_HI, H_SRC_LO
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_arp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                ev: np.ndarray) -> tuple[int, int]:
     if end - pos < 8:

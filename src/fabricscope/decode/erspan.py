@@ -25,15 +25,14 @@ the ERSPAN version to ``b``. Type III frames with FT != 0 (not Ethernet) stop th
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, rd16
+from fabricscope.decode.common import event, per_frame, rd16
 from fabricscope.decode.protocols import P_END, P_ETH, TUN_ERSPAN
 from fabricscope.decode.slots import X_PT_A, X_PT_B, X_PT_TYPE, X_PT_VNI
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_erspan(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                   ev: np.ndarray, version: int) -> tuple[int, int]:
     hlen = 8 if version == 1 else 12

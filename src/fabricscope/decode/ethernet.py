@@ -31,10 +31,9 @@ The outermost tag's VLAN id goes to ``vlan``, the second to ``vlan2``; at most 8
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, rd16, rd48
+from fabricscope.decode.common import event, per_frame, rd16, rd48
 from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import H_ETH_DST, H_ETH_SRC, H_ETHERTYPE, H_VLAN, H_VLAN2
 from fabricscope.decode.tables import T_ETHERTYPE
@@ -42,7 +41,7 @@ from fabricscope.decode.tables import T_ETHERTYPE
 MAX_VLAN_TAGS = 8
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def ethertype_chain(buf: np.ndarray, pos: int, end: int, et: int, s: np.ndarray,
                     m: np.ndarray, i: int, ev: np.ndarray, tables: np.ndarray
                     ) -> tuple[int, int]:
@@ -69,7 +68,7 @@ def ethertype_chain(buf: np.ndarray, pos: int, end: int, et: int, s: np.ndarray,
     return pos, tables[T_ETHERTYPE, et]
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_ethernet(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray,
                     i: int, ev: np.ndarray, tables: np.ndarray) -> tuple[int, int]:
     if end - pos < 14:

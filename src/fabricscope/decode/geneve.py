@@ -30,10 +30,9 @@ the VNI is the OVN datapath tunnel key. Protocol 0x6558 is Ethernet; others are 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, rd16, rd24, rd32
+from fabricscope.decode.common import event, per_frame, rd16, rd24, rd32
 from fabricscope.decode.protocols import P_END, TUN_GENEVE
 from fabricscope.decode.slots import X_PT_A, X_PT_B, X_PT_GLEN, X_PT_GOFF, X_PT_TYPE, X_PT_VNI
 from fabricscope.decode.tables import T_ETHERTYPE
@@ -43,7 +42,7 @@ OVN_CLASS = 0x0102
 OVN_TYPE = 0x80
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_geneve(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                   ev: np.ndarray, tables: np.ndarray) -> tuple[int, int]:
     if end > pos and np.int64(buf[pos]) >> 6 != 0:  # version != 0: stays plain UDP

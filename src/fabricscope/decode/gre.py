@@ -38,10 +38,9 @@ Routing entries (at most 32) end with a zero-length NULL SRE.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, rd16, rd32
+from fabricscope.decode.common import event, per_frame, rd16, rd32
 from fabricscope.decode.protocols import (
     P_END,
     P_ERSPAN2,
@@ -57,7 +56,7 @@ from fabricscope.decode.tables import PARAM_GRE_TEB_NVGRE, T_ETHERTYPE
 MAX_SRE = 32
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_gre(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                ev: np.ndarray, tables: np.ndarray, params: np.ndarray) -> tuple[int, int]:
     if end - pos < 4:

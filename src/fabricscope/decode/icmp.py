@@ -15,15 +15,14 @@ flow's own header).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event
+from fabricscope.decode.common import event, per_frame
 from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import H_ICMP_CODE, H_ICMP_TYPE
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_icmp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                 ev: np.ndarray) -> tuple[int, int]:
     if end - pos < 4:

@@ -29,10 +29,9 @@ The payload ends at Total Length (Ethernet padding is not payload); a Total Leng
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import IPV4_MAPPED_PREFIX, event, rd16, rd32
+from fabricscope.decode.common import IPV4_MAPPED_PREFIX, event, per_frame, rd16, rd32
 from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import (
     H_DST_HI,
@@ -49,7 +48,7 @@ from fabricscope.decode.slots import (
 from fabricscope.decode.tables import T_IPPROTO
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_ipv4(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                 ev: np.ndarray, tables: np.ndarray) -> tuple[int, int, int]:
     if end - pos < 20:

@@ -28,10 +28,9 @@ header being walked is not it).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, rd16, rd32, rd64
+from fabricscope.decode.common import event, per_frame, rd16, rd32, rd64
 from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import (
     H_DST_HI,
@@ -50,7 +49,7 @@ from fabricscope.decode.tables import T_IPPROTO
 MAX_EXT = 16
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_ipv6(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                 ev: np.ndarray, tables: np.ndarray) -> tuple[int, int, int]:
     if end - pos < 40:

@@ -29,16 +29,15 @@ DLT 12/14): the version nibble says IPv4 or IPv6; LINKTYPE_IPV4 = 228, LINKTYPE_
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, rd16, rd48
+from fabricscope.decode.common import event, per_frame, rd16, rd48
 from fabricscope.decode.ethernet import ethertype_chain
 from fabricscope.decode.protocols import P_END, P_IPV4, P_IPV6
 from fabricscope.decode.slots import H_ETH_SRC
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_sll(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                ev: np.ndarray, tables: np.ndarray) -> tuple[int, int]:
     if end - pos < 16:
@@ -52,7 +51,7 @@ def decode_sll(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray
     return ethertype_chain(buf, pos + 16, end, proto, s, m, i, ev, tables)
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_sll2(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                 ev: np.ndarray, tables: np.ndarray) -> tuple[int, int]:
     if end - pos < 20:
@@ -66,7 +65,7 @@ def decode_sll2(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarra
     return ethertype_chain(buf, pos + 20, end, proto, s, m, i, ev, tables)
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_null(buf: np.ndarray, pos: int, end: int, m: np.ndarray, i: int,
                 ev: np.ndarray) -> tuple[int, int]:
     if end - pos < 4:

@@ -24,10 +24,9 @@ off or deeper than 16 labels keeps its top label and stops there.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, rd32
+from fabricscope.decode.common import event, per_frame, rd32
 from fabricscope.decode.protocols import P_END, P_ETH, P_IP_GUESS, TUN_MPLS_UDP
 from fabricscope.decode.slots import H_MPLS, H_MPLS_N, X_PT_A, X_PT_B, X_PT_TYPE, X_PT_VNI
 from fabricscope.decode.udp import udp_cut
@@ -35,7 +34,7 @@ from fabricscope.decode.udp import udp_cut
 MAX_LABELS = 16
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def _payload(buf: np.ndarray, pos: int, end: int, m: np.ndarray, i: int,
              ev: np.ndarray) -> tuple[int, int]:
     """What follows the bottom of the stack; nothing captured there is a cut."""
@@ -53,7 +52,7 @@ def _payload(buf: np.ndarray, pos: int, end: int, m: np.ndarray, i: int,
     return pos, P_END
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_mpls(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                 ev: np.ndarray) -> tuple[int, int]:
     n = 0
@@ -75,7 +74,7 @@ def decode_mpls(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarra
     return _payload(buf, pos, end, m, i, ev)
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_mpls_udp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray,
                     i: int, ev: np.ndarray) -> tuple[int, int]:
     if end - pos < 4:  # cut by the capture, or no label at all

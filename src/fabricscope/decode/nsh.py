@@ -20,16 +20,15 @@ tunnel layer's ``a`` and ``b`` (they name the service chain and the hop within i
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, rd16, rd32
+from fabricscope.decode.common import event, per_frame, rd16, rd32
 from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import X_PT_A, X_PT_B, X_PT_TYPE
 from fabricscope.decode.vxlan import next_proto_gpe_nsh
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_nsh(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                ev: np.ndarray) -> tuple[int, int]:
     if end - pos < 8:

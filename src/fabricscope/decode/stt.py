@@ -23,15 +23,14 @@ reported as ``stt`` with the context unknown.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, rd16, rd64
+from fabricscope.decode.common import event, per_frame, rd16, rd64
 from fabricscope.decode.protocols import P_END, P_ETH, TUN_STT
 from fabricscope.decode.slots import X_PT_TYPE, X_PT_VNI
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_stt(buf: np.ndarray, pos: int, end: int, tcp_pos: int, s: np.ndarray,
                m: np.ndarray, i: int, ev: np.ndarray) -> tuple[int, int]:
     """``pos``: after the TCP header; ``tcp_pos``: start of the TCP header."""

@@ -24,16 +24,15 @@ captured.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, rd16
+from fabricscope.decode.common import event, per_frame, rd16
 from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import H_DPORT, H_SPORT, H_TCP_FLAGS
 from fabricscope.decode.tables import T_TCP
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_tcp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                ev: np.ndarray, tables: np.ndarray) -> tuple[int, int]:
     if end - pos < 4:

@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, rd16
+from fabricscope.decode.common import event, per_frame, rd16
 from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import H_DPORT, H_SPORT
 from fabricscope.decode.tables import T_UDP
@@ -40,7 +40,7 @@ def udp_cut(buf: np.ndarray, pos: int, end: int) -> bool:
     return ulen >= 8 and pos - 8 + ulen > end
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_udp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                ev: np.ndarray, tables: np.ndarray) -> tuple[int, int, int]:
     if end - pos < 8:

@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, rd16, rd24
+from fabricscope.decode.common import event, per_frame, rd16, rd24
 from fabricscope.decode.protocols import (
     P_END,
     P_ETH,
@@ -52,7 +52,7 @@ from fabricscope.decode.slots import X_PT_A, X_PT_TYPE, X_PT_VNI
 from fabricscope.decode.udp import udp_cut
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_vxlan(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                  ev: np.ndarray) -> tuple[int, int]:
     if end > pos and not buf[pos] & 0x08:  # no I flag: not VXLAN, the datagram stays UDP
@@ -85,7 +85,7 @@ def next_proto_gpe_nsh(np_: int) -> int:
     return P_END
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def decode_vxlan_gpe(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray,
                      i: int, ev: np.ndarray) -> tuple[int, int]:
     if end > pos and ((np.int64(buf[pos]) >> 4) & 3 != 0 or not buf[pos] & 0x08):

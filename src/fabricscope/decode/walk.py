@@ -15,9 +15,11 @@ Bounds: at most ``MAX_STEPS`` layer steps per frame, at most ``max_depth`` tunne
 decoder length-checks every read; a decoder that cannot go on returns ``P_END``.
 
 Speed: every function called per frame (the walk, each layer, ``common.event``) is
-compiled with ``_nrt=False``: they never allocate, and numba's reference counting of each
-array argument at each call (atomic increments and decrements, a dozen per layer) took
-half the walk's time. Only :func:`walk_batch`, which allocates the scratch vector, keeps it.
+decorated ``common.per_frame``: compiled without reference counting (``_nrt=False``).
+They never allocate, and numba's counting of each array argument at each call (atomic
+increments and decrements, a dozen per layer) took half the walk's time. Only
+:func:`walk_batch`, which allocates the scratch vector, keeps it. The matrix is pre-filled
+with -1, so header copies store only the fields that are present.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from numba import njit
 from fabricscope.decode import events as E
 from fabricscope.decode import protocols as P
 from fabricscope.decode.arp import decode_arp
-from fabricscope.decode.common import event
+from fabricscope.decode.common import event, per_frame
 from fabricscope.decode.erspan import decode_erspan
 from fabricscope.decode.ethernet import decode_ethernet
 from fabricscope.decode.geneve import decode_geneve
@@ -110,7 +112,7 @@ def _is_header(nxt: int) -> bool:
             or nxt == P.P_IP_GUESS or nxt == P.P_ARP)
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def _enter_tunnel(m: np.ndarray, i: int, s: np.ndarray, depth: int) -> None:
     base = TUN + depth * NT
     m[base + T_TYPE, i] = s[X_PT_TYPE]
@@ -136,7 +138,7 @@ def _enter_tunnel(m: np.ndarray, i: int, s: np.ndarray, depth: int) -> None:
         s[k] = -1
 
 
-@njit(cache=True, _nrt=False)
+@per_frame
 def walk_frame(buf: np.ndarray, start: int, end: int, linktype: int, m: np.ndarray, i: int,
                s: np.ndarray, tables: np.ndarray, params: np.ndarray, ev: np.ndarray) -> int:
     """Decode the frame ``buf[start:end]`` into column ``i`` of ``m``; returns the depth.
@@ -157,7 +159,7 @@ def walk_frame(buf: np.ndarray, start: int, end: int, linktype: int, m: np.ndarr
     nxt = P.P_END
     if linktype == _LT_ETHERNET:
         nxt = P.P_ETH
-    elif linktype == _LT_RAW or linktype == _LT_RAW_12 or linktype == _LT_RAW_14:
+    elif linktype == _LT_RAW or linktype == _LT_RAW_12 or linktype == _LT_RAW_14:  # noqa: SIM109
         nxt = P.P_IP_GUESS
     elif linktype == _LT_SLL:
         pos, nxt = decode_sll(buf, pos, end, s, m, i, ev, tables)
@@ -167,7 +169,7 @@ def walk_frame(buf: np.ndarray, start: int, end: int, linktype: int, m: np.ndarr
         nxt = P.P_IPV4
     elif linktype == _LT_IPV6:
         nxt = P.P_IPV6
-    elif linktype == _LT_NULL or linktype == _LT_LOOP:
+    elif linktype == _LT_NULL or linktype == _LT_LOOP:  # noqa: SIM109 (numba)
         pos, nxt = decode_null(buf, pos, end, m, i, ev)
     else:
         event(ev, m, i, E.EV_UNSUPPORTED_LINKTYPE)
