@@ -9,6 +9,7 @@ name table, and the ``tunnels`` list is built from offsets and flattened struct 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import get_args
 
 import numpy as np
 import pyarrow as pa
@@ -227,10 +228,10 @@ def _pack_scalars(m: np.ndarray, c: int, at: int, slots: np.ndarray, rules: np.n
             for b in range((c + 7) >> 3):
                 bk[(at >> 3) + b] = 0xFF
             continue
-        cnt = 0
+        cnt = np.int64(0)
         full = c & ~7
         for i0 in range(0, full, 8):  # whole bytes: a fixed 8-step loop the compiler unrolls
-            byte = 0
+            byte = np.int64(0)
             for b in range(8):
                 v = row[i0 + b]
                 if r == R_NONNEG:
@@ -244,7 +245,7 @@ def _pack_scalars(m: np.ndarray, c: int, at: int, slots: np.ndarray, rules: np.n
                 cnt += 1 - ok
             bk[(at + i0) >> 3] = byte
         if full < c:
-            byte = 0
+            byte = np.int64(0)
             for b in range(c - full):
                 v = row[full + b]
                 if r == R_NONNEG:
@@ -285,9 +286,9 @@ def _pack_ips(m: np.ndarray, c: int, at: int, his: np.ndarray, los: np.ndarray,
         hrow = m[his[k]]
         lrow = m[los[k]]
         vrow = m[vers[k]]
-        cnt = 0
+        cnt = np.int64(0)
         for i0 in range(0, c, 8):
-            byte = 0
+            byte = np.int64(0)
             lim = 8 if i0 + 8 <= c else c - i0
             for b in range(lim):
                 i = i0 + b
@@ -425,8 +426,7 @@ class PacketColumns:
 
     def __init__(self, n: int, columns: Sequence[Column] = PACKET_COLUMNS) -> None:
         if not _ARROW_TYPES:
-            _ARROW_TYPES.update({t: arrow_type(t) for t in _NP.keys() | {
-                "ts", "ip", "bool", "str", "bin", "tunnels"}})
+            _ARROW_TYPES.update({t: arrow_type(t) for t in get_args(LogicalType)})
         self.n = n
         self.plan = _plan(columns)
         nb = max((n + 7) >> 3, 1)
