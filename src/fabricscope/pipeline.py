@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -88,9 +88,9 @@ class FileDecoder:
         return acc
 
     def __iter__(self) -> Iterator[Decoded]:
+        import pyarrow.compute as pc
+
         from fabricscope.capture.reader import open_capture
-        from fabricscope.decode.slots import H_DPORT, H_PROTO, WIRE
-        from fabricscope.records.arrow import packet_batch
 
         t0 = time.perf_counter()
         s = self.summary
@@ -104,23 +104,23 @@ class FileDecoder:
                         lo, hi = int(frames.ts_ns.min()), int(frames.ts_ns.max())
                         s.first_ts_ns = lo if s.first_ts_ns is None else min(s.first_ts_ns, lo)
                         s.last_ts_ns = hi if s.last_ts_ns is None else max(s.last_ts_ns, hi)
-                    m = self.packets.decode_matrix(frames)
-                    is_udp = m[WIRE + H_PROTO, :n] == 17
-                    if self.force_sflow:
-                        sfl = is_udp
-                    else:
-                        sfl = is_udp & (m[WIRE + H_DPORT, :n] == SFLOW_PORT)
+                    # the fast path: records straight from the decoder (no slot matrix)
+                    out = self.packets.decode(frames)
+                    sel = pc.equal(out.column("proto"), 17)
+                    if not self.force_sflow:
+                        sel = pc.and_(sel, pc.equal(out.column("dport"), SFLOW_PORT))
+                    sfl = sel.fill_null(False).to_numpy(zero_copy_only=False)
                     sdec = self._sflow_decoder() if sfl.any() else None
                     if sdec is None:
-                        out = packet_batch(m, n, frames.buf)
                         s.records += out.num_rows
                         yield Decoded(out)
                     else:
-                        keep = np.nonzero(~sfl)[0]
-                        if len(keep):
-                            out = packet_batch(m[:, keep], len(keep), frames.buf)
+                        if not sfl.all():
+                            out = out.filter(pa.array(~sfl))
                             s.records += out.num_rows
                             yield Decoded(out)
+                        # the sFlow decoder reads the datagrams' headers from the matrix
+                        m = self.packets.decode_matrix(frames, count=False)
                         idx = np.nonzero(sfl)[0]
                         s.sflow_datagrams += len(idx)
                         samples, counters = sdec.decode_datagrams(frames, m, idx)

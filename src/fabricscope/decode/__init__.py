@@ -56,17 +56,21 @@ class PacketDecoder:
         self.frames = 0
         self._chunk: np.ndarray | None = None
 
-    def decode_matrix(self, frames: FrameBatch) -> np.ndarray:
+    def decode_matrix(self, frames: FrameBatch, *, count: bool = True) -> np.ndarray:
+        """The slot matrix of ``frames`` (a fresh one). ``count=False``: a second look at
+        frames already counted (by ``decode``): events and frames are not counted again."""
         from fabricscope.decode.walk import walk_batch
 
         n = len(frames)
         m = new_matrix(n)
+        ev = self.event_counts if count else np.zeros(NEVENTS_MAX, dtype=np.int64)
         if n:
             walk_batch(frames.buf, frames.offset, frames.caplen, frames.wirelen, frames.ts_ns,
                        frames.linktype, frames.iface, frames.ts_prec, frames.file_offset,
-                       m, self.tables, self.params, self.event_counts)
+                       m, self.tables, self.params, ev)
         m[M_KIND, :n] = 0  # KIND_PACKET
-        self.frames += n
+        if count:
+            self.frames += n
         return m
 
     def decode(self, frames: FrameBatch) -> pa.RecordBatch:
