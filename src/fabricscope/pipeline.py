@@ -24,6 +24,21 @@ from fabricscope.errors import InputError
 SFLOW_PORT = 6343
 
 
+def _values(arr: pa.Array, dtype: type) -> np.ndarray:
+    """The values of a primitive Arrow array as NumPy, 0 where null (read from its
+    buffers: pyarrow.compute with a Python scalar imports pandas, 0.3 s and 40 MB)."""
+    n, off = len(arr), arr.offset
+    validity, data = arr.buffers()[:2]
+    if data is None:
+        return np.zeros(n, dtype)
+    vals = np.frombuffer(data, dtype=dtype, count=off + n)[off:]
+    if arr.null_count == 0 or validity is None:
+        return vals
+    valid = np.unpackbits(np.frombuffer(validity, np.uint8), count=off + n,
+                          bitorder="little")[off:].astype(bool)
+    return np.where(valid, vals, 0)
+
+
 @dataclass
 class DecodeSummary:
     path: str
@@ -88,8 +103,6 @@ class FileDecoder:
         return acc
 
     def __iter__(self) -> Iterator[Decoded]:
-        import pyarrow.compute as pc
-
         from fabricscope.capture.reader import open_capture
 
         t0 = time.perf_counter()
@@ -106,10 +119,9 @@ class FileDecoder:
                         s.last_ts_ns = hi if s.last_ts_ns is None else max(s.last_ts_ns, hi)
                     # the fast path: records straight from the decoder (no slot matrix)
                     out = self.packets.decode(frames)
-                    sel = pc.equal(out.column("proto"), 17)
+                    sfl = _values(out.column("proto"), np.uint8) == 17
                     if not self.force_sflow:
-                        sel = pc.and_(sel, pc.equal(out.column("dport"), SFLOW_PORT))
-                    sfl = sel.fill_null(False).to_numpy(zero_copy_only=False)
+                        sfl &= _values(out.column("dport"), np.uint16) == SFLOW_PORT
                     sdec = self._sflow_decoder() if sfl.any() else None
                     if sdec is None:
                         s.records += out.num_rows
