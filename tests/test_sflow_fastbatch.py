@@ -67,3 +67,37 @@ def test_synthetic_sflow(n: int) -> None:
     pool: MatrixPool = dec._mpool
     rows = int(dec.records)
     same(pool.m, rows, buf)
+
+
+def test_counters_and_no_shared_memory() -> None:
+    """Counters equal a reference built with records.arrow's helpers; no buffer of either
+    batch points into the decoder's reusable matrices."""
+    from fabricscope.records.arrow import ip_array, scalar_array
+    from fabricscope.records.schema import COUNTER_COLUMNS
+    from fabricscope.sflow import SflowDecoder
+    from fabricscope.sflow.encode import synthetic_datagrams
+    from fabricscope.sflow.layout import COUNTER_IP_SLOTS, COUNTER_SLOTS
+
+    buf, off, ln = synthetic_datagrams(500)
+    dec = SflowDecoder()
+    recs, cnts = dec.decode_payloads(buf, off, ln, np.arange(500, dtype=np.int64))
+    cm = dec._cpool.m
+    n = cnts.num_rows
+    assert n == 50
+    for c in COUNTER_COLUMNS:
+        got = cnts.column(c.name)
+        if c.type == "ip":
+            hi, lo, ver = COUNTER_IP_SLOTS[c.name]
+            want = ip_array(cm[hi, :n], cm[lo, :n], cm[ver, :n] > 0)
+        elif c.name in COUNTER_SLOTS:
+            want = scalar_array(cm[COUNTER_SLOTS[c.name], :n], c.type)
+        else:
+            continue
+        assert got.equals(want), c.name
+    assert cnts.column("port_name").to_pylist() == ["uplink0"] * n
+    for batch in (recs, cnts):
+        for col in batch.columns:
+            for chunk_buf in col.buffers():
+                if chunk_buf is not None:
+                    assert not dec._mpool.owns(chunk_buf.address)
+                    assert not dec._cpool.owns(chunk_buf.address)

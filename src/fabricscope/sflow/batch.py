@@ -8,17 +8,13 @@ COUNTER_COLUMNS`` filled from the counters matrix of ``sflow/layout.py``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
-from fabricscope.records.arrow import (
-    COUNTER_SCHEMA,
-    STR_TYPE,
-    arrow_type,
-    dict_array,
-    ip_array,
-    scalar_array,
-)
+from fabricscope.records.arrow import COUNTER_SCHEMA, STR_TYPE, dict_array
 from fabricscope.records.schema import COUNTER_COLUMNS, KIND_COUNTERS, KIND_NAMES
 from fabricscope.sflow.layout import C_NAME_LEN, C_NAME_OFF, COUNTER_IP_SLOTS, COUNTER_SLOTS
 
@@ -46,22 +42,37 @@ def _names(cm: np.ndarray, n: int, buf: np.ndarray) -> pa.Array:
                                           pa.array(uniques, pa.string()))
 
 
+def _counter_plan() -> Any:
+    from fabricscope.sflow.fastbatch import Plan
+
+    cols = []
+    for c in COUNTER_COLUMNS:
+        if c.type == "ip":
+            cols.append(replace(c, ip=COUNTER_IP_SLOTS[c.name]))
+        elif c.name in COUNTER_SLOTS:
+            cols.append(replace(c, slot=COUNTER_SLOTS[c.name]))
+        else:
+            cols.append(c)  # kind, port_name: built below
+    return Plan(cols, {})
+
+
+_PLAN: Any = None
+
+
 def counter_batch(cm: np.ndarray, n: int, buf: np.ndarray) -> pa.RecordBatch:
     """The counters batch from the first ``n`` rows of counters matrix ``cm``; ``buf`` is
-    the buffer the datagrams were decoded from (for port names)."""
-    arrays: list[pa.Array] = []
-    for c in COUNTER_COLUMNS:
+    the buffer the datagrams were decoded from (for port names). No buffer of the result
+    shares memory with ``cm``."""
+    global _PLAN
+    if _PLAN is None:
+        _PLAN = _counter_plan()
+    arrays = _PLAN.build(cm, n)
+    for pos, c in enumerate(COUNTER_COLUMNS):
         if c.name == "kind":
-            arrays.append(dict_array(np.full(n, KIND_COUNTERS, np.int64), KIND_NAMES))
+            arrays[pos] = dict_array(np.full(n, KIND_COUNTERS, np.int64), KIND_NAMES)
         elif c.name == "port_name":
-            arrays.append(_names(cm, n, buf))
-        elif c.type == "ip":
-            hi, lo, ver = COUNTER_IP_SLOTS[c.name]
-            arrays.append(ip_array(cm[hi, :n], cm[lo, :n], cm[ver, :n] > 0))
-        else:
-            arrays.append(scalar_array(cm[COUNTER_SLOTS[c.name], :n], c.type))
-    fields = [pa.field(c.name, arrow_type(c.type)) for c in COUNTER_COLUMNS]
-    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+            arrays[pos] = _names(cm, n, buf)
+    return pa.RecordBatch.from_arrays(arrays, schema=_PLAN.schema)
 
 
 def empty_counter_batch() -> pa.RecordBatch:

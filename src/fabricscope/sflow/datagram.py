@@ -64,6 +64,9 @@ Records (``data format | length | data``); flow records decoded here::
 Counter records: 0:1 generic interface counters (88 bytes), 0:2 Ethernet interface counters
 (52 bytes, fcs errors kept), 0:1005 port name (string, at most 255 bytes).
 
+Hot helpers are inlined (``inline="always"``): a call between compiled functions passes
+every array as seven scalars, which cost more than the helpers' work.
+
 Bounds: every length and count is checked against the bytes left before it is used; a
 loop over samples or records consumes at least 8 bytes per step, so a count of 0xFFFFFFFF
 costs nothing; nothing is allocated from a count (the caller sizes its matrices with a
@@ -397,7 +400,7 @@ def _sampled_ip(buf: np.ndarray, p: int, v6: bool, t: np.ndarray) -> None:
     t[_T_TOS] = rd32(buf, q + 12)
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _flow_records(buf: np.ndarray, pos: int, send: int, m: np.ndarray, i: int,
                   s: np.ndarray, t: np.ndarray, tables: np.ndarray, params: np.ndarray,
                   ev: np.ndarray, dg: np.ndarray, k: int) -> None:
@@ -634,7 +637,7 @@ def _counter_records(buf: np.ndarray, pos: int, send: int, cm: np.ndarray, j: in
         _ev(ev, m, -1, E.EV_COUNT_TOO_LARGE, dg, k)
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _sample_at(buf: np.ndarray, pos: int, end: int) -> tuple[int, int, int, int, int, bool]:
     """The sample whose header is at ``pos`` (8 bytes there are guaranteed) ->
     (format, body start, body end, next sample, kind, cut).
@@ -674,7 +677,7 @@ def _sample_at(buf: np.ndarray, pos: int, end: int) -> tuple[int, int, int, int,
     return fmt, p, send, nxt, kind, cut
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _header(buf: np.ndarray, pos: int, end: int
             ) -> tuple[int, int, int, int, int, int, int, int, int, int]:
     """Datagram header -> (event or 0, version, agent ver, hi, lo, sub-agent, sequence,
@@ -693,7 +696,7 @@ def _header(buf: np.ndarray, pos: int, end: int
             rd32(buf, pos + 8), rd32(buf, pos + 12), pos + 16)
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def count_rows(buf: np.ndarray, pos: int, end: int, nsamp: int) -> tuple[int, int]:
     """(flow/discard records, counter rows) the samples from ``pos`` will yield."""
     nf = 0

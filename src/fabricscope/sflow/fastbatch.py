@@ -163,36 +163,6 @@ def _gather_layers(m: np.ndarray, n: int, depth: np.ndarray, offsets: np.ndarray
     offsets[n] = j
 
 
-def _spec(columns: Sequence[Column]) -> dict[int, tuple[list[int], list[int], list[int]]]:
-    """Scalar/dictionary columns grouped by value width: {width: (positions, slots, rules)}."""
-    groups: dict[int, tuple[list[int], list[int], list[int]]] = {}
-    for pos, c in enumerate(columns):
-        if c.type in ("ip", "tunnels", "bin", "bool"):
-            continue
-        if c.type == "str":
-            rule = R_KIND if c.name == "kind" else R_POSITIVE
-        elif c.type == "ts":
-            rule = R_ALWAYS
-        elif c.type in ("u64", "i64", "mac"):
-            rule = R_NOT_M1
-        else:
-            rule = R_NONNEG
-        w = _WIDTH[c.type]
-        g = groups.setdefault(w, ([], [], []))
-        g[0].append(pos)
-        g[1].append(c.slot)
-        g[2].append(rule)
-    return groups
-
-
-_PACKET_SPEC = _spec(PACKET_COLUMNS)
-_TUNNEL_COLUMNS = tuple(
-    Column(name, t, "tunnel", "", slot=f,
-           ip=(f, f + 1, S.T_IPVER) if t == "ip" else None)
-    for name, t, f in TUNNEL_FIELDS)
-_TUNNEL_SPEC = _spec(_TUNNEL_COLUMNS)
-
-
 _NULLS: dict[pa.DataType, pa.Array] = {}
 
 
@@ -214,47 +184,80 @@ def _primitive(t: pa.DataType, n: int, data: np.ndarray, bitmap: np.ndarray,
     return pa.Array.from_buffers(t, n, [validity, pa.py_buffer(data)], null_count=nulls)
 
 
-def _build(m: np.ndarray, n: int, columns: Sequence[Column],
-           spec: dict[int, tuple[list[int], list[int], list[int]]],
-           names: dict[str, Sequence[str]]) -> list[pa.Array | None]:
-    arrays: list[pa.Array | None] = [None] * len(columns)
-    nb = (n + 7) >> 3
-    for w, (positions, slots, rules) in spec.items():
-        k = len(positions)
-        out = np.empty((k, n), _DTYPES[w])
-        bm = np.empty((k, max(nb, 1)), np.uint8)
-        nulls = np.zeros(k, np.int64)
-        _fill(m, np.array(slots, np.int64), np.array(rules, np.int64), n, out, bm, nulls)
-        for j, pos in enumerate(positions):
-            c = columns[pos]
+class Plan:
+    """How to build a batch of ``columns`` from a slot matrix, worked out once: the scalar
+    and dictionary columns grouped by value width (slots and validity rules as arrays for
+    the numba pass), the IP columns, the Arrow types and schema, the dictionaries."""
+
+    def __init__(self, columns: Sequence[Column], names: dict[str, Sequence[str]]) -> None:
+        self.columns = tuple(columns)
+        self.types = [arrow_type(c.type) for c in columns]
+        self.schema = pa.schema([pa.field(c.name, t) for c, t in zip(columns, self.types,
+                                                                        strict=True)])
+        self.dicts = {name: pa.array(list(v), pa.string()) for name, v in names.items()}
+        groups: dict[int, tuple[list[int], list[int], list[int]]] = {}
+        for pos, c in enumerate(columns):
+            if c.type in ("ip", "tunnels", "bin", "bool") or c.slot < 0:
+                continue
             if c.type == "str":
-                t = pa.int16()
-                idx = _primitive(t, n, out[j].view(np.int16), bm[j, :nb], int(nulls[j]))
-                dictionary = pa.array(list(names[c.name]), pa.string())
-                if int(nulls[j]) == n:
-                    idx = nulls_of(pa.int16(), n)
-                arrays[pos] = pa.DictionaryArray.from_arrays(idx, dictionary)
-                continue
-            t = arrow_type(c.type)
-            data = out[j]
-            if c.type == "ts":
-                arrays[pos] = pa.Array.from_buffers(TS_TYPE, n, [None, pa.py_buffer(data)])
-                continue
-            arrays[pos] = _primitive(t, n, data, bm[j, :nb], int(nulls[j]))
-    ips = [(pos, c) for pos, c in enumerate(columns) if c.type == "ip"]
-    if ips:
-        k = len(ips)
-        out8 = np.empty((k, n, 2), np.int64)
-        bm = np.empty((k, max(nb, 1)), np.uint8)
-        nulls = np.zeros(k, np.int64)
-        his = np.array([c.ip[0] for _, c in ips if c.ip is not None], np.int64)
-        los = np.array([c.ip[1] for _, c in ips if c.ip is not None], np.int64)
-        vers = np.array([c.ip[2] for _, c in ips if c.ip is not None], np.int64)
-        _fill_ip(m, his, los, vers, n, out8, bm, nulls)
-        for j, (pos, _c) in enumerate(ips):
-            arrays[pos] = _primitive(IP_TYPE, n, out8[j].reshape(-1).view(np.uint8),
-                                     bm[j, :nb], int(nulls[j]))
-    return arrays
+                rule = R_KIND if c.name == "kind" else R_POSITIVE
+            elif c.type == "ts":
+                rule = R_ALWAYS
+            elif c.type in ("u64", "i64", "mac"):
+                rule = R_NOT_M1
+            else:
+                rule = R_NONNEG
+            g = groups.setdefault(_WIDTH[c.type], ([], [], []))
+            g[0].append(pos)
+            g[1].append(c.slot)
+            g[2].append(rule)
+        self.groups = [(w, pos, np.array(sl, np.int64), np.array(ru, np.int64))
+                       for w, (pos, sl, ru) in groups.items()]
+        ips = [(pos, c.ip) for pos, c in enumerate(columns) if c.type == "ip" and c.ip]
+        self.ip_pos = [pos for pos, _ in ips]
+        self.ip_slots = tuple(np.array([ip[k] for _, ip in ips], np.int64) for k in range(3))
+
+    def build(self, m: np.ndarray, n: int) -> list[pa.Array | None]:
+        """The scalar, dictionary and IP columns (None for the others)."""
+        arrays: list[pa.Array | None] = [None] * len(self.columns)
+        nb = (n + 7) >> 3
+        for w, positions, slots, rules in self.groups:
+            k = len(positions)
+            out = np.empty((k, n), _DTYPES[w])
+            bm = np.empty((k, max(nb, 1)), np.uint8)
+            nulls = np.zeros(k, np.int64)
+            _fill(m, slots, rules, n, out, bm, nulls)
+            for j, pos in enumerate(positions):
+                c = self.columns[pos]
+                nn = int(nulls[j])
+                if c.type == "str":
+                    idx = (nulls_of(pa.int16(), n) if nn == n else
+                           _primitive(pa.int16(), n, out[j].view(np.int16), bm[j, :nb], nn))
+                    arrays[pos] = pa.DictionaryArray.from_arrays(idx, self.dicts[c.name])
+                elif c.type == "ts":
+                    arrays[pos] = pa.Array.from_buffers(TS_TYPE, n,
+                                                        [None, pa.py_buffer(out[j])])
+                else:
+                    arrays[pos] = _primitive(self.types[pos], n, out[j], bm[j, :nb], nn)
+        if self.ip_pos:
+            k = len(self.ip_pos)
+            out8 = np.empty((k, n, 2), np.int64)
+            bm = np.empty((k, max(nb, 1)), np.uint8)
+            nulls = np.zeros(k, np.int64)
+            his, los, vers = self.ip_slots
+            _fill_ip(m, his, los, vers, n, out8, bm, nulls)
+            for j, pos in enumerate(self.ip_pos):
+                arrays[pos] = _primitive(IP_TYPE, n, out8[j].reshape(-1).view(np.uint8),
+                                         bm[j, :nb], int(nulls[j]))
+        return arrays
+
+
+_PACKET_PLAN = Plan(PACKET_COLUMNS, _DICT_NAMES)
+_TUNNEL_COLUMNS = tuple(
+    Column(name, t, "tunnel", "", slot=f,
+           ip=(f, f + 1, S.T_IPVER) if t == "ip" else None)
+    for name, t, f in TUNNEL_FIELDS)
+_TUNNEL_PLAN = Plan(_TUNNEL_COLUMNS, {"type": TUNNEL_NAMES})
 
 
 def _tunnels(m: np.ndarray, n: int) -> pa.Array:
@@ -263,15 +266,16 @@ def _tunnels(m: np.ndarray, n: int) -> pa.Array:
     total = int(depth.sum())
     g = np.empty((S.NT, max(total, 1)), np.int64)
     _gather_layers(m, n, depth, offsets, g)
-    children = _build(g, total, _TUNNEL_COLUMNS, _TUNNEL_SPEC, {"type": TUNNEL_NAMES})
+    children = _TUNNEL_PLAN.build(g, total)
     struct = pa.StructArray.from_arrays(children, fields=list(TUNNEL_STRUCT))
     return pa.ListArray.from_arrays(pa.array(offsets), struct, type=TUNNELS_TYPE)
 
 
 def fast_packet_batch(m: np.ndarray, n: int, buf: np.ndarray | None = None
                       ) -> pa.RecordBatch:
-    """``records.arrow.packet_batch(m, n, buf)``, faster (see the module doc)."""
-    arrays = _build(m, n, PACKET_COLUMNS, _PACKET_SPEC, _DICT_NAMES)
+    """``records.arrow.packet_batch(m, n, buf)``, faster (see the module doc). No buffer
+    of the result shares memory with ``m``: the matrix can be reused at once."""
+    arrays = _PACKET_PLAN.build(m, n)
     for pos, c in enumerate(PACKET_COLUMNS):
         if c.type == "tunnels":
             arrays[pos] = _tunnels(m, n)
@@ -282,5 +286,4 @@ def fast_packet_batch(m: np.ndarray, n: int, buf: np.ndarray | None = None
             v = m[c.slot, :n] > 0
             arrays[pos] = pa.Array.from_buffers(
                 pa.bool_(), n, [None, pa.py_buffer(np.packbits(v, bitorder="little"))])
-    fields = [pa.field(c.name, arrow_type(c.type)) for c in PACKET_COLUMNS]
-    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+    return pa.RecordBatch.from_arrays(arrays, schema=_PACKET_PLAN.schema)
