@@ -313,3 +313,43 @@ def test_broken_files_give_one_line_errors(tmp_path: Path,
     proc = run_cli("decode", str(tmp_path / "cut-record.pcap"), "-q")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+_BOUNDS_SCRIPT = """
+import random, sys
+sys.path.insert(0, sys.argv[1])
+from framehelp import frames_from_bytes
+from test_decode_cases import CASES
+from test_decode_fuzz import damaged
+from fabricscope.decode import PacketDecoder
+rng = random.Random(1)
+n = 0
+for c in CASES:
+    dec = PacketDecoder(c.config())
+    f = c.frame
+    frames = damaged(c) + [f[:k] for k in range(len(f) + 1)]
+    for _ in range(100):
+        b = bytearray(f)
+        for _ in range(rng.randint(1, 4)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        frames.append(bytes(b[: rng.randint(0, len(b))]))
+    for fr in frames:  # alone: the buffer ends where the frame ends
+        dec.decode(frames_from_bytes([fr], linktype=c.linktype))
+        n += 1
+print(n)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("FABRICSCOPE_SLOW_TESTS") != "1",
+                    reason="compiles the decoder again with bounds checks (minutes); "
+                           "set FABRICSCOPE_SLOW_TESTS=1")
+def test_no_read_outside_the_frame(tmp_path: Path) -> None:
+    """Every damaged frame decoded alone, in a buffer that ends where the frame ends, with
+    numba's bounds checking on: a read past the frame would raise IndexError."""
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", _BOUNDS_SCRIPT,
+                           str(Path(__file__).resolve().parent)],
+                          capture_output=True, text=True, env=env, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert int(proc.stdout.split()[-1]) > 30_000
