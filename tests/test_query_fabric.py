@@ -1,5 +1,6 @@
 """End to end on a hand-built sFlow capture with known truth (tests/fabricdata.py):
-decode -> store -> trace / impact / matrix / check chains, with and without inventory.
+decode -> store -> trace / impact / matrix / check chains, with and without inventory,
+on both stores (embedded, and ClickHouse's engine through chDB).
 
 Ground truth is in fabricdata.FLOWS; every assertion below restates it.
 """
@@ -25,10 +26,20 @@ def at(h: int, m: int, s: int = 0) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    d = tmp_path_factory.mktemp("fabric")
-    pcap = fabricdata.build(d / "fabric.pcap")
-    loc = str(d / "store")
+def pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fabricdata.build(tmp_path_factory.mktemp("fabric") / "fabric.pcap")
+
+
+@pytest.fixture(scope="module", params=["embedded", "chdb"])
+def db(request: pytest.FixtureRequest, pcap: Path,
+       tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The same capture in both stores: every query must give the same answers."""
+    d = tmp_path_factory.mktemp(request.param)
+    if request.param == "chdb":
+        pytest.importorskip("chdb", reason="chdb (the ClickHouse engine in-process) missing")
+        loc = f"chdb://{d / 'ch'}"
+    else:
+        loc = str(d / "store")
     with open_store(loc, write=True) as st:
         for step in FileDecoder(pcap):
             st.append(step.records, step.counters)
