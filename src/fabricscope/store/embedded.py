@@ -367,6 +367,7 @@ class EmbeddedStore(Store):
 
             con = duckdb.connect(":memory:")
             con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET enable_progress_bar = false")  # never on our stdout
             for ds, cols in TABLES.items():
                 con.execute(duckdb_create_table(f"_empty_{ds}", cols, temp=True))
             self._con = con
