@@ -31,7 +31,7 @@ def _values(arr: pa.Array, dtype: type) -> np.ndarray:
     validity, data = arr.buffers()[:2]
     if data is None:
         return np.zeros(n, dtype)
-    vals = np.frombuffer(data, dtype=dtype, count=off + n)[off:]
+    vals: np.ndarray = np.frombuffer(data, dtype=dtype, count=off + n)[off:]
     if arr.null_count == 0 or validity is None:
         return vals
     valid = np.unpackbits(np.frombuffer(validity, np.uint8), count=off + n,
