@@ -391,3 +391,27 @@ def test_numpy_peers_ipv6() -> None:
     finally:
         lst.close()
     assert np.int64  # keep numpy imported for the type
+
+
+def test_datagram_larger_than_a_slot_is_counted_truncated() -> None:
+    from fabricscope.sflow import encode as E
+
+    big = E.datagram(agent="192.0.2.7", seq=1, uptime_ms=1, samples=[
+        E.flow_sample(seq=k, source_id_index=1, sampling_rate=1, sample_pool=k,
+                      input_if=1, output_if=2, records=[E.raw_header(bytes(1400))])
+        for k in range(14)])
+    assert len(big) > 16384
+    sink = MemorySink()
+    col = Collector(CollectorOptions(host="127.0.0.1", port=0, flush_interval=0.1), sink)
+    t, out = start(col)
+    wait_ready(col)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx.sendto(big, ("127.0.0.1", col.port or 0))
+    tx.close()
+    time.sleep(0.5)
+    col.stop()
+    t.join(60)
+    f = out["final"]
+    assert f["socket"]["received"] == 1 and f["socket"]["truncated"] == 1
+    assert f["events"].get("sflow_truncated_datagram") == 1
+    assert 0 < sink.n_records < 14  # what fitted in the slot was decoded

@@ -1,8 +1,8 @@
 """The live sFlow collector: receive, decode in batches, hand batches to a sink, account.
 
-One worker = one UDP socket (``capture/udp.py``) read with ``recvmmsg`` into a slot
-buffer; datagrams are packed back to back into a decode buffer; every ``batch_datagrams``
-datagrams or ``flush_interval`` seconds the buffer is decoded (``SflowDecoder``) and the
+One worker = one UDP socket (``capture/udp.py``) read with ``recvmmsg`` straight into the
+slots of a decode buffer (no copy); every ``batch_datagrams`` datagrams or
+``flush_interval`` seconds the buffer is decoded (``SflowDecoder``) and the
 record and counter batches go to the **sink**, a callable ``sink(records, counters,
 accounting)``. While a batch decodes the socket is not read: the (large) kernel receive
 buffer holds what arrives meanwhile, and its overflow is counted exactly (``/proc/net/udp``
@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from fabricscope.capture.udp import UdpListener, UdpSender, gather, open_udp_socket
+from fabricscope.capture.udp import UdpListener, UdpSender, open_udp_socket, slot_buffer
 from fabricscope.decode.tables import DecodeConfig
 from fabricscope.sflow.accounting import Accounting, merge_dicts
 from fabricscope.sflow.decoder import SflowDecoder
@@ -95,10 +95,13 @@ class _Worker:
         self.forwarder: UdpSender | None = None
         if opts.forward is not None:
             self.forwarder = UdpSender(*opts.forward)
-        cap = max(opts.batch_datagrams, opts.recv_batch) + opts.recv_batch
+        # the decode buffer: datagrams are received straight into its slots (no copy);
+        # a batch is decoded when batch_datagrams have arrived or the slots run out
+        cap = max(opts.batch_datagrams, opts.recv_batch)
         self._cap = cap
-        self._buf = np.empty(cap * 1536, np.uint8)
-        self._off = np.zeros(cap, np.int64)
+        self._slot = listener.msgs.slot
+        self._buf = slot_buffer(cap * self._slot)
+        self._off = np.arange(cap, dtype=np.int64) * self._slot
         self._len = np.zeros(cap, np.int64)
         self._trunc = np.zeros(cap, np.int64)
         self._ts = np.zeros(cap, np.int64)
@@ -106,24 +109,20 @@ class _Worker:
         self._phi = np.zeros(cap, np.int64)
         self._plo = np.zeros(cap, np.int64)
         self._n = 0
-        self._pos = 0
         self.truncated = 0
         self.batches = 0
         self.stopped_by_drain_limit = False
-        self._slot_off = np.arange(opts.recv_batch, dtype=np.int64) * listener.msgs.slot
 
-    def _take(self, n: int) -> None:
-        lst = self.listener
-        lens = lst.lengths[:n]
-        need = int(lens.sum())
-        if self._n + n > self._cap or self._pos + need > self._buf.shape[0]:
+    def _receive(self, timeout: float) -> int:
+        """Receive into the free slots of the decode buffer (decoding first when full)."""
+        if self._n >= self._cap:
             self.flush()
-            if need > self._buf.shape[0]:
-                self._buf = np.empty(need * 2, np.uint8)
+        lst = self.listener
         k = self._n
-        self._pos = gather(lst.msgs.buf, lst.msgs.slot, lens, n, self._buf, self._pos,
-                           self._off, k)
-        self._len[k:k + n] = lens
+        n = lst.recv(timeout, into=self._buf, slot=k)
+        if n == 0:
+            return 0
+        self._len[k:k + n] = lst.lengths[:n]
         self._trunc[k:k + n] = lst.truncated[:n]
         self._ts[k:k + n] = lst.ts_ns
         v, hi, lo = lst.msgs.peers(n)
@@ -131,7 +130,11 @@ class _Worker:
         self._phi[k:k + n] = hi
         self._plo[k:k + n] = lo
         self.truncated += int(lst.truncated[:n].sum())
+        if self.forwarder is not None:
+            self.forwarder.send(self._buf, self._off[k:k + n], self._len[k:k + n],
+                                block=False)
         self._n += n
+        return n
 
     def flush(self) -> None:
         n = self._n
@@ -141,7 +144,6 @@ class _Worker:
             self._buf, self._off[:n], self._len[:n], self._ts[:n], self._phi[:n],
             self._plo[:n], self._pver[:n], truncated=self._trunc[:n])
         self._n = 0
-        self._pos = 0
         self.batches += 1
         if self.emit is not None and (recs.num_rows or cnts.num_rows):
             self.emit(recs, cnts)
@@ -149,7 +151,6 @@ class _Worker:
     def run(self, should_stop: Callable[[], bool], deadline: float | None,
             on_tick: Callable[[], None] | None = None) -> None:
         opts = self.opts
-        lst = self.listener
         last = time.monotonic()
         drain_until: float | None = None
         while True:
@@ -157,12 +158,7 @@ class _Worker:
             if drain_until is None and (should_stop() or (deadline is not None
                                                           and now >= deadline)):
                 drain_until = now + opts.drain_seconds
-            n = lst.recv(timeout=0.0 if drain_until is not None else 0.05)
-            if n:
-                if self.forwarder is not None:
-                    self.forwarder.send(lst.msgs.buf, self._slot_off[:n], lst.lengths[:n],
-                                        block=False)
-                self._take(n)
+            n = self._receive(0.0 if drain_until is not None else 0.05)
             now = time.monotonic()
             if self._n >= opts.batch_datagrams or (self._n and now - last >= opts.flush_interval):
                 self.flush()
