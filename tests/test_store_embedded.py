@@ -386,3 +386,27 @@ def test_store_cli_info_compact_retention(tmp_path: Path) -> None:
                          cwd=ROOT)
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "no store at" in out.stderr
+
+
+def test_files_are_sorted_for_trace(tmp_path: Path) -> None:
+    """Records (and their aggregates) are written ordered by inner flow then time, so
+    a trace reads one row group of a file instead of all of them."""
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "s"
+    with open_store(root, write=True) as st:
+        st.append(batch(5000, span=3 * 3600 * 10**9))
+        st.append(syn.records([{"ts": T0, "inner_src": "2001:db8::1"},
+                               {"ts": T0, "inner_src": None},
+                               {"ts": T0, "inner_src": "10.0.0.1"}]))
+    for ds in ("records", "records_1m"):
+        for f in (root / ds).rglob("*.parquet"):
+            t = pq.read_table(f)
+
+            def col(name: str, t: pa.Table = t) -> list[object]:
+                return (t.column(name).to_pylist() if name in t.column_names
+                        else [None] * t.num_rows)  # an all-null column is not written
+
+            keys = [(s is not None, s or b"", d is not None, d or b"", ts) for s, d, ts in
+                    zip(col("inner_src"), col("inner_dst"), col("ts"), strict=True)]
+            assert keys == sorted(keys), f

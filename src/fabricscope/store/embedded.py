@@ -459,20 +459,22 @@ class EmbeddedStore(Store):
             raise
         return final.stat().st_size
 
-    def _rollup(self, name: str, source: pa.Table) -> pa.Table:
-        if name == "records_1m":
-            from fabricscope.store.rollup import records_rollup
+    def _rollup(self, name: str, source: pa.Table, rank: Any = None) -> pa.Table:
+        """The aggregate ``name`` of a batch, in trace order (``rank``: the batch's rows'
+        positions in that order, when known)."""
+        from fabricscope.store.rollup import records_rollup, sort_for_trace
 
-            fast = records_rollup(source)
+        if name == "records_1m":
+            fast = records_rollup(source, rank=rank)
             if fast is not None:
-                return fast
+                return fast if rank is not None else sort_for_trace(fast)
         con = self._duck()
         con.register("_batch", source)
         try:
             t = con.sql(rollup_select(name, "_batch", "duckdb")).to_arrow_table()
         finally:
             con.unregister("_batch")
-        return conform_input(t, TABLES[name])
+        return sort_for_trace(conform_input(t, TABLES[name]))
 
     def _write(self, records: pa.Table, counters: pa.Table | None, batch_id: str) -> bool:
         snap = self.catalog.current
@@ -498,15 +500,21 @@ class EmbeddedStore(Store):
                 adds.append({"rel": rel, "ds": ds, "part": part, "rows": sub.num_rows,
                              "lo": lo, "hi": hi})
 
+        from fabricscope.store.rollup import inverse, trace_order
+
         try:
             try:
-                put("records", records)
+                # records ordered by inner flow then time (a trace reads one row group)
+                rec = _drop_null_columns(records)
+                order = trace_order(rec)
+                put("records", rec if order is None else rec.take(pa.array(order)))
+                rank = None if order is None else inverse(order)
                 if counters is not None and counters.num_rows:
                     put("counters", counters)
                 for name, (src, _key, _m) in ROLLUPS.items():
                     t = records if src == "records" else counters
                     if t is not None and t.num_rows:
-                        put(name, self._rollup(name, t))
+                        put(name, self._rollup(name, t, rank))
             finally:
                 wait(pending)
             sizes = [f.result() for f in pending]  # raises the first write error
@@ -732,14 +740,16 @@ class EmbeddedStore(Store):
         """The rows of ``files`` as one table (aggregates combined), canonical columns."""
         import pyarrow.parquet as pq
 
+        from fabricscope.store.rollup import records_rollup, sort_for_trace
+
         parts = [conform_input(pq.read_table(self.root / f.path), TABLES[ds]) for f in files]
         t = pa.concat_tables(parts)
+        if ds == "records":
+            return sort_for_trace(t)
         if ds == "records_1m":
-            from fabricscope.store.rollup import records_rollup
-
             fast = records_rollup(t, merge=True)
             if fast is not None:
-                return fast
+                return sort_for_trace(fast)
         if ds in ROLLUPS:
             con = self._duck()
             con.register("_merge", t)
@@ -748,7 +758,7 @@ class EmbeddedStore(Store):
                               ).to_arrow_table()
             finally:
                 con.unregister("_merge")
-            return conform_input(out, TABLES[ds])
+            return sort_for_trace(conform_input(out, TABLES[ds]))
         return t
 
     def _merge(self, ds: str, part: str, files: list[FileEntry]) -> None:

@@ -97,9 +97,12 @@ def _i64(col: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def records_rollup(t: pa.Table, *, merge: bool = False) -> pa.Table | None:
+def records_rollup(t: pa.Table, *, merge: bool = False, rank: np.ndarray | None = None
+                   ) -> pa.Table | None:
     """``records_1m`` rows for the records ``t`` (or, with ``merge``, for the
-    ``records_1m`` rows ``t``); ``None`` means "use SQL instead"."""
+    ``records_1m`` rows ``t``); ``None`` means "use SQL instead". Groups come out in the
+    order of their first row in ``rank`` (a row -> position map, e.g. the inverse of
+    :func:`trace_order`), else in no particular order."""
     n = t.num_rows
     if n == 0:
         return SCHEMA.empty_table()
@@ -124,6 +127,10 @@ def records_rollup(t: pa.Table, *, merge: bool = False) -> pa.Table | None:
     same = hs[1:] == hs[:-1]  # row i+1 is in the group of row i
     starts = np.flatnonzero(np.concatenate(([True], ~same)))
     first = order[starts]
+    if rank is not None:  # groups in the caller's order: starts/first permuted alike
+        by = np.argsort(rank[first], kind="stable")
+    else:
+        by = None
     if same.any():  # the second hash and the minute must agree within every group
         for w in (g, minute):
             srt = w[order]
@@ -146,6 +153,10 @@ def records_rollup(t: pa.Table, *, merge: bool = False) -> pa.Table | None:
         first_ts = np.minimum.reduceat(ts_sorted, starts)
         last_ts = np.maximum.reduceat(ts_sorted, starts)
 
+    if by is not None:
+        first = first[by]
+        samples, est_packets, est_bytes = samples[by], est_packets[by], est_bytes[by]
+        first_ts, last_ts = first_ts[by], last_ts[by]
     take = pa.array(first)
     tstype = pa.timestamp("ns", tz="UTC")
     cols: dict[str, pa.Array | pa.ChunkedArray] = {"ts": pa.array(minute[first], tstype)}
@@ -159,3 +170,48 @@ def records_rollup(t: pa.Table, *, merge: bool = False) -> pa.Table | None:
     from fabricscope.store.conform import conform_input
 
     return conform_input(pa.table(cols), RECORDS_1M_COLUMNS)
+
+
+def _ip_sort_words(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 16-byte address column -> (null flag, high word, low word) whose numeric order is
+    the byte order of the addresses (the order of Parquet's min/max statistics)."""
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    n = len(arr)
+    if arr.type != pa.binary(16):
+        arr = arr.cast(pa.binary(16))
+    valid = np.ones(n, bool) if arr.null_count == 0 else np.asarray(
+        arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    raw = np.frombuffer(arr.buffers()[1], dtype=">u8", count=2 * (arr.offset + n))
+    raw = raw.reshape(-1, 2)[arr.offset:arr.offset + n]
+    hi = raw[:, 0].astype(np.uint64)
+    lo = raw[:, 1].astype(np.uint64)
+    return (~valid).astype(np.uint8) ^ 1, hi, lo  # nulls (0) first
+
+
+def trace_order(t: pa.Table) -> np.ndarray | None:
+    """Row order by (inner_src, inner_dst, ts): one inner flow's rows end up together, so a
+    trace reads one row group of a file instead of all of them. ``None`` if the table
+    lacks those columns or is already in that order."""
+    names = set(t.column_names)
+    if t.num_rows < 2 or "ts" not in names or not names & {"inner_src", "inner_dst"}:
+        return None  # (an all-null column may have been left out: it sorts as nulls)
+    keys: list[np.ndarray] = [_i64(t.column("ts"))]
+    for name in ("inner_dst", "inner_src"):  # lexsort: the last key is the primary one
+        if name in names:
+            null, hi, lo = _ip_sort_words(t.column(name))
+            keys.extend([lo, hi, null])
+    order = np.lexsort(tuple(keys))
+    if np.array_equal(order, np.arange(t.num_rows)):
+        return None
+    return order
+
+
+def inverse(order: np.ndarray) -> np.ndarray:
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank
+
+
+def sort_for_trace(t: pa.Table) -> pa.Table:
+    order = trace_order(t)
+    return t if order is None else t.take(pa.array(order))
