@@ -9,8 +9,9 @@ run, ``--json`` accounting at the end). Sender and collector are pinned to diffe
 CPUs when there are at least two.
 
 1. Search: the rate doubles from ``--start`` (datagrams/s) while a ``--trial``-second run
-   is lossless and the sender keeps up, then bisects between the last lossless and the
-   first lossy rate.
+   is lossless with less than a quarter second of traffic queued when the sender stops
+   (the collector keeps up; a 256 MiB buffer would hide a slow collector for seconds) and
+   the sender keeps up, then bisects between the last good and the first bad rate.
 2. Confirm: the found rate for ``--duration`` seconds (default 10; the full test is
    ``--duration 60``) must lose nothing (else the rate steps down 10% and retries).
 3. Overload: 3x that rate for ``--duration`` seconds, and the books must balance:
@@ -94,6 +95,18 @@ def sender(port: int, rate: float, duration: float, cpu: int | None, out: Any) -
     tx.close()
 
 
+def queued_bytes(port: int) -> int:
+    """Bytes waiting in the receive queue of the socket bound to ``port`` (/proc/net/udp)."""
+    total = 0
+    with open("/proc/net/udp") as fh:
+        next(fh)
+        for line in fh:
+            parts = line.split()
+            if parts[1].endswith(f":{port:04X}"):
+                total += int(parts[4].split(":")[1], 16)
+    return total
+
+
 def softnet_drops() -> int:
     from fabricscope.capture.udp import softnet_drops as sd
 
@@ -137,6 +150,7 @@ def run(rate: float, duration: float, *, workers: int, out_fmt: str | None,
         time.sleep(stall)
         coll.send_signal(signal.SIGCONT)
     res = parent.recv()
+    queued = queued_bytes(port)  # how far behind the collector is when the sender stops
     p.join()
     time.sleep(1.0)  # the collector reads what is still queued
     coll.send_signal(signal.SIGTERM)
@@ -161,7 +175,12 @@ def run(rate: float, duration: float, *, workers: int, out_fmt: str | None,
         "decode_events": final["events"],
         "collector_seconds": final["collector"]["seconds"],
     }
+    r["queued_at_end_bytes"] = queued
     r["lossless"] = received == sent
+    # keeping up: nothing lost, and less than a quarter second of traffic still queued
+    # when the sender stopped (a large receive buffer hides a slow collector for a while)
+    per_s = max(1.0, rate) * max(1.0, float(received and sock["bytes"] / received))
+    r["keeps_up"] = r["lossless"] and queued < 0.25 * per_s
     r["samples_per_s"] = round(r["achieved_rate"] * SAMPLES_PER_DATAGRAM)
     if tmp:
         for f in Path(tmp).iterdir():
@@ -175,7 +194,8 @@ def show(tag: str, r: dict[str, Any]) -> None:
           f"({r['achieved_rate']:>9,}/s = {r['samples_per_s']:>10,} samples/s)  "
           f"received {r['received']:>10,}  socket drops {r['socket_drops']:>9,}  "
           f"backlog drops {r['backlog_drops']:>6,}  unaccounted {r['unaccounted']}  "
-          f"seq gaps {r['lost_by_sequence']:,}", flush=True)
+          f"seq gaps {r['lost_by_sequence']:,}  queued at end "
+          f"{r['queued_at_end_bytes'] / 1e6:.1f} MB", flush=True)
 
 
 def main() -> None:
@@ -210,7 +230,7 @@ def main() -> None:
     while rate <= a.max_rate:
         r = trial(rate, a.trial, "search")
         keeps_up = r["achieved_rate"] >= 0.95 * rate
-        if r["lossless"] and keeps_up:
+        if r["keeps_up"] and keeps_up:
             good = rate
             rate *= 2
         else:
@@ -220,7 +240,7 @@ def main() -> None:
         for _ in range(4):
             mid = (good + bad) / 2
             r = trial(mid, a.trial, "bisect")
-            if r["lossless"] and r["achieved_rate"] >= 0.95 * mid:
+            if r["keeps_up"] and r["achieved_rate"] >= 0.95 * mid:
                 good = mid
             else:
                 bad = mid
