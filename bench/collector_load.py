@@ -120,7 +120,7 @@ def run(rate: float, duration: float, *, workers: int, out_fmt: str | None,
     ``stall``, the collector is stopped (SIGSTOP) for that many seconds mid-run."""
     port = free_port()
     args = [sys.executable, "-m", "fabricscope", "collect", "--listen", f"127.0.0.1:{port}",
-            "--json", "--workers", str(workers)]
+            "--json", "--workers", str(workers), "--no-store"]
     if rcvbuf_mib is not None:
         args += ["--rcvbuf", str(rcvbuf_mib)]
     tmp = None

@@ -299,7 +299,7 @@ def test_command_graceful_stop_flushes(tmp_path: Path, sig: int) -> None:
     port = free_port()
     out = tmp_path / "s.parquet"
     p = fabricscope("collect", "--listen", f"127.0.0.1:{port}", "--out", str(out), "--json",
-                    "--flush", "60", "--batch", "1000000")
+                    "--flush", "60", "--batch", "1000000", "--no-store")
     try:
         wait_listening(p, port)
         send(port, 400)
@@ -319,7 +319,7 @@ def test_command_ndjson_and_table(tmp_path: Path) -> None:
     port = free_port()
     out = tmp_path / "s.ndjson"
     p = fabricscope("collect", "--listen", f"127.0.0.1:{port}", "--out", str(out),
-                    "--duration", "6")
+                    "--duration", "6", "--no-store")
     try:
         wait_listening(p, port)
         send(port, 20)
@@ -357,8 +357,31 @@ def test_command_store(tmp_path: Path) -> None:
     assert (n, c) == (210, 3)
 
 
+def test_command_default_store(tmp_path: Path) -> None:
+    """Without --db the batches go to the default store ($FABRICSCOPE_DB here)."""
+    from fabricscope.store import open_store
+
+    port = free_port()
+    db = tmp_path / "default-db"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FABRICSCOPE_DB": str(db)}
+    p = subprocess.Popen([sys.executable, "-m", "fabricscope", "collect", "--listen",
+                          f"127.0.0.1:{port}", "--duration", "6"], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_listening(p, port)
+        send(port, 10)
+        _, stderr = p.communicate(timeout=180)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, stderr
+    with open_store(db) as st:
+        assert st.sql("SELECT count(*) AS n FROM records").column("n")[0].as_py() == 70
+
+
 def test_command_bad_listen() -> None:
-    p = fabricscope("collect", "--listen", "127.0.0.1:notaport", "--duration", "1")
+    p = fabricscope("collect", "--listen", "127.0.0.1:notaport", "--duration", "1",
+                    "--no-store")
     _, stderr = p.communicate(timeout=120)
     assert p.returncode == 2
     assert "--listen" in stderr and "Traceback" not in stderr
@@ -369,7 +392,8 @@ def test_command_port_in_use() -> None:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     try:
-        p = fabricscope("collect", "--listen", f"127.0.0.1:{port}", "--duration", "1")
+        p = fabricscope("collect", "--listen", f"127.0.0.1:{port}", "--duration", "1",
+                        "--no-store")
         _, stderr = p.communicate(timeout=120)
     finally:
         s.close()

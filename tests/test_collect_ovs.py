@@ -155,7 +155,8 @@ def test_ovs_exports_vxlan_samples_to_the_collector(lab: Lab, tmp_path: Path) ->
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     coll = subprocess.Popen(
         ["ip", "netns", "exec", lab.ns_s, sys.executable, "-m", "fabricscope", "collect",
-         "--listen", f"127.0.0.1:{port}", "--out", str(out), "--json", "--flush", "0.5"],
+         "--listen", f"127.0.0.1:{port}", "--out", str(out), "--json", "--flush", "0.5",
+         "--no-store"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert coll.stderr is not None

@@ -18,9 +18,12 @@ def register(app: typer.Typer) -> None:
                           help="HOST:PORT to receive sFlow on ([::]:6343 for IPv4 and "
                                "IPv6)")] = "127.0.0.1:6343",
         db: Annotated[str | None, typer.Option("--db",
-                      help="store location (default: no store unless --out is absent "
-                           "and --db is given; clickhouse://HOST:PORT/DB for ClickHouse)")
-                      ] = None,
+                      help="store location (default: the embedded store, "
+                           "$FABRICSCOPE_DB or the user data directory; "
+                           "clickhouse://HOST:PORT/DB for ClickHouse)")] = None,
+        no_store: Annotated[bool, typer.Option("--no-store",
+                            help="do not write to any store (--out only, or accounting "
+                                 "only)")] = False,
         out: Annotated[Path | None, typer.Option("--out", "-o",
                        help="also write FILE.ndjson or FILE.parquet (counters in "
                             "FILE.counters.parquet, accounting in FILE.accounting.json)")
@@ -50,7 +53,7 @@ def register(app: typer.Typer) -> None:
                          help="no closing table")] = False,
     ) -> None:
         """Receive sFlow v5 datagrams, decode them in batches (tunnels inside samples
-        included), hand the batches to the store and/or a file, and account for every
+        included), append the batches to the store (and/or a file), and account for every
         datagram and sample: sequence gaps per agent and per source, the agents' own
         drops, decode events, and the kernel's drops on the collector's socket.
 
@@ -89,7 +92,9 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(str(exc)) from None
             except OSError as exc:
                 raise InputError(f"cannot write: {exc.strerror}", path=str(out)) from None
-        if db is not None:
+        if no_store and db is not None:
+            raise UsageError("--db and --no-store exclude each other")
+        if not no_store:
             from fabricscope.store import StoreError
 
             try:
