@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
+
+if TYPE_CHECKING:
+    from fabricscope.records.parquet import ParquetSink
 
 ORDER = 10
 
@@ -123,8 +126,8 @@ class _Sink:
     def __init__(self, fmt: Format, output: Path | None) -> None:
         self.fmt = fmt
         self.output = output
-        self._pq: Any = None
-        self._pqc: Any = None  # sFlow counter rows go to OUTPUT.counters.parquet
+        self._pq: ParquetSink | None = None
+        self._pqc: ParquetSink | None = None  # sFlow counter rows go to OUTPUT.counters.parquet
         self._fh: TextIO | None = None
         self._console: Any = None
         if fmt is Format.ndjson:
@@ -132,18 +135,17 @@ class _Sink:
 
     def write(self, batch: Any) -> int:
         if self.fmt is Format.parquet:
-            import pyarrow.parquet as pq
+            # row groups of 16k records, dictionaries where values repeat, written by a
+            # background thread while the next batches are decoded (records/parquet.py)
+            from fabricscope.records.parquet import ParquetSink
 
             if "ifindex" in batch.schema.names:  # sFlow counter rows: their own file
                 if self._pqc is None:
-                    self._pqc = pq.ParquetWriter(f"{self.output}.counters.parquet",
-                                                 batch.schema, compression="zstd")
-                self._pqc.write_batch(batch)
-                return int(batch.num_rows)
+                    self._pqc = ParquetSink(f"{self.output}.counters.parquet", batch.schema)
+                return self._pqc.write(batch)
             if self._pq is None:
-                self._pq = pq.ParquetWriter(str(self.output), batch.schema, compression="zstd")
-            self._pq.write_batch(batch)
-            return int(batch.num_rows)
+                self._pq = ParquetSink(str(self.output), batch.schema)
+            return self._pq.write(batch)
         if self.fmt is Format.ndjson:
             from fabricscope.records.present import write_ndjson
 
@@ -190,10 +192,12 @@ class _Sink:
         return n
 
     def close(self) -> None:
-        if self._pq is not None:
-            self._pq.close()
-        if self._pqc is not None:
-            self._pqc.close()
+        try:
+            if self._pq is not None:
+                self._pq.close()
+        finally:
+            if self._pqc is not None:
+                self._pqc.close()
         if self._fh is not None and self._fh is not sys.stdout:
             self._fh.close()
         if self._fh is sys.stdout:

@@ -1,0 +1,128 @@
+"""Writing record batches to a Parquet file fast: ``ParquetSink``.
+
+What it does differently from a plain ``pyarrow.parquet.ParquetWriter`` loop (measured
+on ``bench/decode.py``'s mixed capture, see docs/decoding.md):
+
+* **row groups of at least ``ROW_GROUP`` records** (smaller batches are gathered until
+  then): every column chunk costs a fixed amount (pages, statistics, a compressor
+  context, metadata) for each of the ~110 leaf columns;
+* **dictionary encoding only where values repeat**: timestamps, file offsets and source
+  ports (VXLAN/GENEVE senders hash the flow into the outer source port) are nearly all
+  distinct, so a dictionary is hashing work and a larger file; every other column keeps it;
+* **a writer thread**: pyarrow encodes and compresses without the GIL, so the next batch
+  is decoded while the previous row group is written (wall time; CPU time is the same).
+
+Measured (whole process, ``fabricscope decode -f parquet`` on 1,000,000 mixed frames):
+about 15% less CPU time and a 20% smaller file than the plain loop, peak RSS 293 MB
+(266 MB before: the row group in flight).
+
+The file's content (schema, values, row order) is what the batches held.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+import pyarrow as pa
+
+#: records per row group (one decoder batch: a larger group saved little time and
+#: cost 40 MB of peak memory per doubling, measured on bench/decode.py's capture)
+ROW_GROUP = 16384
+
+#: columns (and nested leaves) whose values are nearly all distinct: no dictionary
+NO_DICTIONARY = frozenset({
+    "ts", "file_offset", "sport", "inner_sport", "seq", "sample_seq", "uptime_ms",
+    "tunnels.list.element.sport",
+})
+
+
+def _leaves(field: pa.Field, prefix: str = "") -> list[str]:
+    """Parquet column paths of an Arrow field (``tunnels.list.element.vni``...)."""
+    name = prefix + field.name
+    t = field.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _leaves(pa.field("element", t.value_type), name + ".list.")
+    if pa.types.is_struct(t):
+        return [p for k in range(t.num_fields) for p in _leaves(t.field(k), name + ".")]
+    return [name]
+
+
+def writer_options(schema: pa.Schema) -> dict[str, Any]:
+    """ParquetWriter keyword arguments for a record schema."""
+    paths = [p for f in schema for p in _leaves(f)]
+    return {"compression": "zstd",
+            "use_dictionary": [p for p in paths if p not in NO_DICTIONARY]}
+
+
+class ParquetSink:
+    """Record batches -> one Parquet file, in ``ROW_GROUP``-record row groups, written by
+    a background thread. ``close()`` must be called (it waits for the writer and raises
+    its error, if any)."""
+
+    def __init__(self, path: str, schema: pa.Schema, *, row_group: int = ROW_GROUP,
+                 thread: bool = True) -> None:
+        import pyarrow.parquet as pq
+
+        self.schema = schema
+        self.row_group = row_group
+        self._writer = pq.ParquetWriter(path, schema, **writer_options(schema))
+        self._pending: list[pa.RecordBatch] = []
+        self._rows = 0
+        self._error: BaseException | None = None
+        self._queue: queue.Queue[pa.Table | None] | None = None
+        self._thread: threading.Thread | None = None
+        if thread:
+            self._queue = queue.Queue(maxsize=1)
+            self._thread = threading.Thread(target=self._run, name="parquet-writer",
+                                            daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            table = self._queue.get()
+            if table is None:
+                return
+            if self._error is None:
+                try:
+                    self._writer.write_table(table)
+                except BaseException as exc:  # raised again in the caller by _raise()
+                    self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            exc, self._error = self._error, None
+            raise exc
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        table = pa.Table.from_batches(self._pending, self.schema)
+        self._pending = []
+        self._rows = 0
+        if self._queue is not None:
+            self._queue.put(table)
+        else:
+            self._writer.write_table(table)
+        self._raise()
+
+    def write(self, batch: pa.RecordBatch) -> int:
+        self._raise()
+        if batch.num_rows:
+            self._pending.append(batch)
+            self._rows += batch.num_rows
+            if self._rows >= self.row_group:
+                self._flush()
+        return int(batch.num_rows)
+
+    def close(self) -> None:
+        try:
+            self._flush()
+        finally:
+            if self._thread is not None and self._queue is not None:
+                self._queue.put(None)
+                self._thread.join()
+            self._writer.close()
+        self._raise()
