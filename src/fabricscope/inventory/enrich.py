@@ -137,12 +137,22 @@ def _ip_parts(ip: str) -> tuple[int, int]:
 
 
 class _Answers:
-    """Interned answer tuples (e.g. endpoint, tenant, network, vnf) and their names."""
+    """Interned answer tuples (e.g. endpoint, tenant, network, vnf) and their names.
+
+    Per output column, the names are kept as an Arrow dictionary (in order of first
+    appearance) with a NumPy table from answer id to dictionary code; both are extended
+    only for answers interned since the last call, so a batch costs one NumPy gather per
+    column, whatever the number of answers.
+    """
 
     def __init__(self, width: int) -> None:
         self.width = width
         self.ids: dict[tuple[str | None, ...], int] = {}
         self.rows: list[tuple[str | None, ...]] = []
+        self._names: list[dict[str, int]] = [{} for _ in range(width)]
+        # code of answer id i at [i + 1]; [0] (answer id -1, no answer) is -1
+        self._codes: list[np.ndarray] = [np.full(1, -1, np.int32) for _ in range(width)]
+        self._dicts: list[pa.Array] = [pa.array([], pa.string()) for _ in range(width)]
 
     def intern(self, row: tuple[str | None, ...]) -> int:
         got = self.ids.get(row)
@@ -152,14 +162,26 @@ class _Answers:
             self.rows.append(row)
         return got
 
+    def _table(self, j: int) -> tuple[np.ndarray, pa.Array]:
+        codes = self._codes[j]
+        done = len(codes) - 1
+        if done < len(self.rows):
+            names = self._names[j]
+            before = len(names)
+            new = np.empty(len(self.rows) - done, np.int32)
+            for k, r in enumerate(self.rows[done:]):
+                v = r[j]
+                new[k] = -1 if v is None else names.setdefault(v, len(names))
+            codes = self._codes[j] = np.concatenate([codes, new])
+            if len(names) > before:
+                self._dicts[j] = pa.array(list(names), pa.string())
+        return codes, self._dicts[j]
+
     def column(self, j: int, answer_ids: np.ndarray) -> pa.DictionaryArray:
         """Column ``j`` of the answers for every record (null where no answer)."""
-        names = sorted({v for r in self.rows if (v := r[j]) is not None})
-        pos = {n: i for i, n in enumerate(names)}
-        lut = np.array([-1] + [pos.get(r[j] or "", -1) if r[j] is not None else -1
-                               for r in self.rows], dtype=np.int32)
-        idx = lut[answer_ids + 1]
-        return pa.DictionaryArray.from_arrays(int32_with_nulls(idx), pa.array(names, pa.string()))
+        codes, names = self._table(j)
+        idx = codes[answer_ids + 1]
+        return pa.DictionaryArray.from_arrays(int32_with_nulls(idx), names)
 
 
 @dataclass
