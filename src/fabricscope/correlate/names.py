@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,17 @@ class Namer:
     def __init__(self, inventory: Inventory | None) -> None:
         self.inv = inventory
         self._cache: dict[tuple[Any, ...], Any] = {}
+        self._bounds: list[datetime] | None = None
+
+    def epoch(self, at: datetime) -> int:
+        """The number of inventory change times at or before ``at``: every lookup gives
+        the same answer for two times of the same epoch (facts change validity only at
+        change times), so answers are memoised per epoch, not per instant."""
+        if self.inv is None:
+            return 0
+        if self._bounds is None:
+            self._bounds = self.inv.change_times()
+        return bisect_right(self._bounds, at)
 
     def _memo(self, key: tuple[Any, ...], fn: Any) -> Any:
         if key not in self._cache:
@@ -43,7 +55,7 @@ class Namer:
                     return h.name
             return ip
 
-        return str(self._memo(("host", ip, at), look))
+        return str(self._memo(("host", ip, self.epoch(at)), look))
 
     def host_known(self, outer_ip: bytes | str | None, at: datetime) -> bool:
         ip = _text(outer_ip)
@@ -62,7 +74,7 @@ class Namer:
                     return d.name
             return ip
 
-        return str(self._memo(("dev", ip, at), look))
+        return str(self._memo(("dev", ip, self.epoch(at)), look))
 
     def interface(self, agent: bytes | str | None, ifindex: int | None, at: datetime
                   ) -> str | None:
@@ -79,7 +91,7 @@ class Namer:
                     return di.interface.name
             return f"{ip}:{ifindex}"
 
-        return str(self._memo(("if", ip, ifindex, at), look))
+        return str(self._memo(("if", ip, ifindex, self.epoch(at)), look))
 
     def agent_of_device(self, device: str, at: datetime) -> str | None:
         """The agent address of a device given by name or by raw agent IP."""
@@ -114,6 +126,16 @@ class Namer:
     # endpoints -----------------------------------------------------------------------
     def endpoint(self, inner_ip: bytes | str | None, vni: int | None, at: datetime
                  ) -> dict[str, Any]:
+        """``ip``, ``endpoint``, ``tenant``, ``host``, ``network`` of an inner address
+        (a fresh dict each call: callers may keep or change it)."""
+        key = ("ep", inner_ip, vni, self.epoch(at))
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = self._endpoint(inner_ip, vni, at)
+        return dict(hit)
+
+    def _endpoint(self, inner_ip: bytes | str | None, vni: int | None, at: datetime
+                  ) -> dict[str, Any]:
         ip = _text(inner_ip)
         out: dict[str, Any] = {"ip": ip, "endpoint": None, "tenant": None, "host": None,
                                "network": None}

@@ -205,8 +205,10 @@ def _report(q: ImpactQuery, namer: Namer, agent: str, ifindex: int | None,
                 "last_seen": iso(ns_to_dt(f["last_ns"])),
             })
 
-    def finish(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def finish(rows: list[dict[str, Any]], limit: int | None = None) -> list[dict[str, Any]]:
         rows.sort(key=lambda x: -x["est_bytes"])
+        if limit is not None:
+            del rows[limit:]
         for x in rows:
             for k in ("est_packets", "est_bytes"):
                 if k in x:
@@ -224,7 +226,7 @@ def _report(q: ImpactQuery, namer: Namer, agent: str, ifindex: int | None,
         "link": link,
         "samples": int(sum(f["samples"] for f in flows)),
         "tenants": finish(list(tenants.values())),
-        "endpoints": finish(list(endpoints.values()))[: q.limit],
+        "endpoints": finish(list(endpoints.values()), q.limit),
         "vnis": finish(list(vnis.values())),
         "flows": out_flows,
     }
