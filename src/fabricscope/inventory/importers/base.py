@@ -25,6 +25,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ class Importer(Protocol):
     def fetch(self) -> list[Fact]: ...
 
 
-class BaseImporter:
+class BaseImporter(ABC):
     """Convenience base: ``source``, ``notes``, ``known`` (set by the runner before each
     fetch: the inventory every other source holds now), ``previous`` (the facts of this
     source's last snapshot, for importers that accumulate) and ``fail``."""
@@ -83,8 +84,9 @@ class BaseImporter:
     def fail(self, message: str) -> ImportFailed:
         return ImportFailed(self.source, message)
 
-    def fetch(self) -> list[Fact]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def fetch(self) -> list[Fact]:
+        """The source's facts now (each importer reads its own source)."""
 
 
 def unique_names(items: list[tuple[str, str]]) -> dict[str, str]:
