@@ -31,7 +31,7 @@ from fabricscope.records.ddl import (
     quote_ident,
     rollup_select,
 )
-from fabricscope.store.conform import SCHEMAS, conform_input, conform_output
+from fabricscope.store.conform import SCHEMAS, conform_input, conform_output, empty_table
 from fabricscope.store.counters import STATE_COLUMNS, CounterState
 from fabricscope.store.errors import StoreError
 from fabricscope.store.filters import FILTER_COLUMNS, RecordFilter, compile_filter, window_ns
@@ -192,7 +192,7 @@ class Store(ABC):
         newest = self._read("SELECT max(ts) AS m, count(*) AS n FROM {counters}", [],
                             {"counters": (None, None)})
         if not newest.num_rows or not newest.column("n")[0].as_py():
-            return pa.schema([]).empty_table()
+            return empty_table(pa.schema([]))
         top = newest.column("m").cast(pa.int64())[0].as_py()
         lo = int(top) - 86_400 * 10**9
         cols = ", ".join(quote_ident(c) for c in STATE_COLUMNS)
@@ -226,7 +226,7 @@ class Store(ABC):
             sql += f" LIMIT {int(limit)}"
         t = self._read(sql, params, {"records": window_ns(flt)})
         if t.num_rows == 0:
-            return SCHEMAS["records"].empty_table().select(cols)
+            return empty_table(SCHEMAS["records"]).select(cols)
         return conform_output(t).select(cols)
 
     def aggregate(self, flt: RecordFilter | None = None, by: Sequence[str] = (), *,

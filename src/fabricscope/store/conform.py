@@ -90,11 +90,17 @@ def conform_output(t: pa.Table, extra: dict[str, pa.DataType] | None = None,
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
+def empty_table(schema: pa.Schema) -> pa.Table:
+    """A table with no row (``Schema.empty_table()`` builds its arrays from Python lists,
+    which makes pyarrow import pandas: 0.4 s of a one-shot query's time)."""
+    return pa.Table.from_batches([], schema=schema)
+
+
 def empty(name: str, columns: Sequence[str] | None = None) -> pa.Table:
     schema = SCHEMAS[name]
     if columns is not None:
         schema = pa.schema([schema.field(c) for c in columns])
-    return schema.empty_table()
+    return empty_table(schema)
 
 
 def undictionary_type(t: pa.DataType) -> pa.DataType:

@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from fabricscope.records.arrow import schema_of
 from fabricscope.records.ddl import COUNTER_DELTA_NAMES, STORED_COUNTER_COLUMNS
+from fabricscope.store.conform import empty_table
 
 BITS64 = frozenset({"in_octets", "out_octets"})
 STATE_COLUMNS: tuple[str, ...] = (
@@ -77,7 +78,7 @@ class CounterState:
     """Last poll per interface; :meth:`derive` adds the derived columns to a batch."""
 
     def __init__(self) -> None:
-        self.table: pa.Table = STATE_SCHEMA.empty_table()
+        self.table: pa.Table = empty_table(STATE_SCHEMA)
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
@@ -93,7 +94,7 @@ class CounterState:
         derived columns filled, the new state). The state is not changed here: the caller
         sets ``self.table`` once the batch is committed."""
         n = batch.num_rows
-        base = self.table if keep_state else STATE_SCHEMA.empty_table()
+        base = self.table if keep_state else empty_table(STATE_SCHEMA)
         m = base.num_rows
         comb = pa.concat_tables([base, batch.select(list(STATE_COLUMNS)).cast(STATE_SCHEMA)])
         total = m + n
