@@ -90,6 +90,17 @@ def encap_col(col: pa.Array) -> Col:
     return with_null(idx, [vals], len(names))
 
 
+def choose(mask: np.ndarray, a: Col, b: Col) -> Col:
+    """The column that is ``a`` where ``mask`` is true and ``b`` elsewhere, from the two
+    factorised columns (no hash pass: a value present in both gets two codes)."""
+    size = a.size + b.size
+    codes = np.where(mask, np.where(a.codes < a.size, a.codes, size),
+                     np.where(b.codes < b.size, b.codes + a.size, size))
+    parts = [np.concatenate([pa_[:a.size], pb[:b.size], np.zeros(1, np.uint64)])
+             for pa_, pb in zip(a.parts, b.parts, strict=True)]
+    return Col(codes, parts, size)
+
+
 def epoch_col(epoch: np.ndarray) -> Col:
     lo = int(epoch.min()) if len(epoch) else 0
     hi = int(epoch.max()) if len(epoch) else 0

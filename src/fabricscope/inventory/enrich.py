@@ -43,6 +43,7 @@ from fabricscope.inventory.columns import (
     ENCAP_ID,
     Col,
     as_array,
+    choose,
     combine,
     encap_col,
     epoch_col,
@@ -81,12 +82,23 @@ def _mix(comps: Sequence[np.ndarray], k: np.uint64) -> np.ndarray:
     return h
 
 
-class KeyIndex:
-    """Exact lookup of composite unsigned 64-bit keys in a sorted NumPy array.
+_FIB = np.uint64(0x9E3779B97F4A7C15)
 
-    Keys are mixed into one uint64 and sorted; a query is one ``np.searchsorted`` plus a
-    comparison of every component, so a hash collision can never give a wrong answer.
-    (Two distinct stored keys with the same mix are avoided by choosing another mixer.)
+
+def _slots(mixed: np.ndarray, bits: int) -> np.ndarray:
+    """Home slot of each mixed key in a table of ``2**bits`` (multiply-shift hashing)."""
+    out: np.ndarray = ((mixed * _FIB) >> np.uint64(64 - bits)).astype(np.int64)
+    return out
+
+
+class KeyIndex:
+    """Exact lookup of composite unsigned 64-bit keys in an open-addressing hash table
+    of NumPy arrays.
+
+    Keys are mixed into one uint64 (a mixer is chosen so that no two stored keys share a
+    mix) and placed by linear probing in a table at most a quarter full; a query probes
+    with NumPy, a few rounds over the keys not settled yet, then compares every
+    component, so a hash collision can never give a wrong answer.
     """
 
     def __init__(self, comps: Sequence[np.ndarray], values: np.ndarray) -> None:
@@ -94,17 +106,37 @@ class KeyIndex:
         n = len(values)
         self.values = np.asarray(values, dtype=np.int32)
         self.comps = [np.asarray(c, dtype=np.uint64) for c in comps]
+        self.bits = max(4, int(4 * max(n, 1) - 1).bit_length())
+        size = 1 << self.bits
         for k in _MIX:
             mixed = _mix(self.comps, k) if n else np.empty(0, np.uint64)
-            order = np.argsort(mixed, kind="stable")
-            s = mixed[order]
-            if n < 2 or not bool((s[1:] == s[:-1]).any()):
-                self.k = k
-                self.sorted = s
-                self.comps = [c[order] for c in self.comps]
-                self.values = self.values[order]
-                return
-        raise ValueError("cannot build a collision-free key index")  # pragma: no cover
+            if n >= 2 and len(np.unique(mixed)) != n:
+                continue
+            self.k = k
+            self.mixed = mixed
+            break
+        else:  # pragma: no cover
+            raise ValueError("cannot build a collision-free key index")
+        # linear probing, a round per probe distance: a key lands on the first free slot
+        # from its home slot (every slot before it stays taken), ties go to one key
+        home = _slots(self.mixed, self.bits)
+        table = np.full(size, -1, dtype=np.int32)
+        pending = np.arange(n, dtype=np.int64)
+        probe = 0
+        while len(pending):
+            s = (home[pending] + probe) & (size - 1)
+            free = table[s] < 0
+            slot, first = np.unique(s[free], return_index=True)
+            winners = pending[free][first]
+            table[slot] = winners
+            placed = np.zeros(n, dtype=bool)
+            placed[winners] = True
+            pending = pending[~placed[pending]]
+            probe += 1
+        self.probes = max(probe, 1)  # the longest distance from a home slot, plus one
+        self.table = table
+        self.table_mixed = np.where(table >= 0, self.mixed[table], np.uint64(0)) if n \
+            else np.zeros(size, np.uint64)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -112,15 +144,35 @@ class KeyIndex:
     def lookup(self, comps: Sequence[np.ndarray]) -> np.ndarray:
         """The stored value of each queried key, -1 where absent."""
         n = len(comps[0])
+        out = np.full(n, -1, dtype=np.int32)
         if not len(self.values) or n == 0:
-            return np.full(n, -1, dtype=np.int32)
-        q = _mix([np.asarray(c, dtype=np.uint64) for c in comps], self.k)
-        i = np.searchsorted(self.sorted, q)
-        np.minimum(i, len(self.sorted) - 1, out=i)
-        ok = self.sorted[i] == q
-        for stored, c in zip(self.comps, comps, strict=True):
-            ok &= stored[i] == np.asarray(c, dtype=np.uint64)
-        return np.where(ok, self.values[i], np.int32(-1)).astype(np.int32)
+            return out
+        qc = [np.asarray(c, dtype=np.uint64) for c in comps]
+        q = _mix(qc, self.k)
+        mask = len(self.table) - 1
+        s = _slots(q, self.bits)
+        r = self.table[s]
+        hit = (self.table_mixed[s] == q) & (r >= 0)
+        row = np.where(hit, r, -1)
+        # the few keys whose home slot holds another key: probe on, over them only
+        todo = np.flatnonzero((r >= 0) & ~hit)
+        s = s[todo]
+        for _ in range(self.probes - 1):
+            if not len(todo):
+                break
+            s = (s + 1) & mask
+            r = self.table[s]
+            hit = (self.table_mixed[s] == q[todo]) & (r >= 0)
+            row[todo[hit]] = r[hit]
+            go_on = (r >= 0) & ~hit
+            todo, s = todo[go_on], s[go_on]
+        found = np.flatnonzero(row >= 0)
+        rf = row[found]
+        ok = np.ones(len(found), dtype=bool)
+        for stored, c in zip(self.comps, qc, strict=True):
+            ok &= stored[rf] == c[found]
+        out[found[ok]] = self.values[rf[ok]]
+        return out
 
 
 def _build_index(entries: dict[tuple[int, ...], int], width: int) -> KeyIndex:
@@ -409,14 +461,20 @@ class Enricher:
             nets = self._index(e, "networks", self._networks_at)
             hi, lo = ipc.part(0, p[0]), ipc.part(1, p[0])
             v = vnic.part(0, p[1])
+            valid = ipc.valid(p[0])
             has_vni = vnic.valid(p[1])
-            anyenc = np.zeros(len(v), np.uint64)
-            r = seg.lookup([encc.part(0, p[2]), v, hi, lo])
-            r = np.where(r >= 0, r, seg.lookup([anyenc, v, hi, lo]))
-            known = has_vni & (nets.lookup([anyenc, v]) >= 0)
-            r = np.where(has_vni, r, -1)
-            r = np.where((r < 0) & ~known, alone.lookup([hi, lo]), r)
-            return np.where(ipc.valid(p[0]), r, -1)
+            r = np.full(len(v), -1, dtype=np.int32)
+            # (encapsulation, VNI, address), then (VNI, address) for the misses only
+            sel = np.flatnonzero(valid & has_vni)
+            r[sel] = seg.lookup([encc.part(0, p[2][sel]), v[sel], hi[sel], lo[sel]])
+            sel = sel[r[sel] < 0]
+            r[sel] = seg.lookup([np.zeros(len(sel), np.uint64), v[sel], hi[sel], lo[sel]])
+            # the address alone: no VNI, or one that no network has at that time
+            vni_known = nets.lookup([np.zeros(vnic.size, np.uint64), vnic.parts[0][:-1]]) >= 0
+            known = np.append(vni_known, False)[p[1]]
+            sel = np.flatnonzero(valid & (r < 0) & ~known)
+            r[sel] = alone.lookup([hi[sel], lo[sel]])
+            return r
 
         return self._resolve([ipc, vnic, encc], self._ep(epoch), resolve)
 
@@ -430,7 +488,8 @@ class Enricher:
             nets = self._index(e, "networks", self._networks_at)
             v = vnic.part(0, p[0])
             r = nets.lookup([encc.part(0, p[1]), v])
-            r = np.where(r >= 0, r, nets.lookup([np.zeros(len(v), np.uint64), v]))
+            miss = np.flatnonzero(r < 0)
+            r[miss] = nets.lookup([np.zeros(len(miss), np.uint64), v[miss]])
             return np.where(vnic.valid(p[0]), r, -1)
 
         return self._resolve([vnic, encc], self._ep(epoch), resolve)
@@ -521,12 +580,10 @@ class Enricher:
         if want & (set(ENDPOINT_FIELDS) | set(NETWORK_FIELDS)):
             vnic = intc("vni", col("vni", pa.uint64()))
         if want & set(ENDPOINT_FIELDS):
-            no_tunnel = pc.is_null(encap_arr).to_numpy(zero_copy_only=False)
+            no_tunnel = encc.codes == encc.size  # null encapsulation
             for side in ("src", "dst"):
                 if no_tunnel.any():
-                    ip = as_array(pc.if_else(pa.array(no_tunnel), col(side, ip_t),
-                                              col(f"inner_{side}", ip_t)))
-                    key = ip_col(ip)
+                    key = choose(no_tunnel, ipc(side), ipc(f"inner_{side}"))
                 else:
                     key = ipc(f"inner_{side}")
                 ids = self.endpoint_ids(key, vnic, encc, epoch)
