@@ -4,12 +4,8 @@ Data flow: capture -> decode/sflow -> records -> store -> correlate (+inventory)
 -> query -> cli/api/web. See docs/architecture.md.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("fabricscope")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0.0.0+unknown"
+#: the package version (pyproject.toml reads it from here)
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]
 
