@@ -15,9 +15,9 @@ step per record:
 How: the inventory is constant between two of its change times (``epochs``). Each record
 gets its epoch with ``np.searchsorted`` over the change times. The key columns of the batch
 (addresses, VNI, encapsulation, agent, ifIndex) plus the epoch are factorised with Arrow's
-hash-based ``dictionary_encode``, so only the *distinct* keys are resolved: against sorted
-NumPy key arrays built per epoch (``np.searchsorted`` on a 64-bit mix of the key, verified
-component by component, so the answer is exact). The answers are gathered back to every
+hash-based ``dictionary_encode``, so only the *distinct* keys are resolved: against NumPy
+key tables built per epoch (an open-addressing hash table on a 64-bit mix of the key,
+verified component by component, so the answer is exact). The answers are gathered back to every
 record. The per-epoch key arrays are built by asking the Inventory's own lookups for every
 identity it knows, so the vectorised answers are the scalar lookups' answers (declared
 facts first, nothing for ambiguous keys).
