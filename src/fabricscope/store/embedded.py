@@ -39,6 +39,8 @@ import numpy as np
 import pyarrow as pa
 
 from fabricscope.records.ddl import ROLLUPS, TABLES, duckdb_create_table, rollup_select
+from fabricscope.records.parquet import NO_DICTIONARY as PARQUET_NO_DICTIONARY
+from fabricscope.records.parquet import _leaves as parquet_leaves
 from fabricscope.records.schema import SCHEMA_VERSION
 from fabricscope.store.base import DEFAULT_RETENTION, DEFAULT_RETENTION_1M, Store, Window
 from fabricscope.store.catalog import (
@@ -814,13 +816,23 @@ def _drop_null_columns(t: pa.Table) -> pa.Table:
     return t if len(keep) == t.num_columns else t.select(keep)
 
 
+NO_DICTIONARY = frozenset({*PARQUET_NO_DICTIONARY, "first_ts", "last_ts", "inner_src",
+                           "inner_dst"})
+"""Columns written without a dictionary: nearly-unique values (timestamps, hashed source
+ports), and the addresses files are sorted by (their runs compress as well without one).
+Measured on bench/store_ingest.py's batches: a third less encoding CPU than dictionaries
+everywhere, and 15% smaller files."""
+
+
 def write_parquet(table: pa.Table, path: Path) -> None:
-    """One Parquet file (zstd, statistics, 128 Ki-row groups); the hook tests replace to
-    simulate a full disk."""
+    """One Parquet file (zstd, statistics, 128 Ki-row groups, dictionaries only where
+    values repeat); the hook tests replace to simulate a full disk."""
     import pyarrow.parquet as pq
 
+    paths = [p for f in table.schema for p in parquet_leaves(f)]
     pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP,
-                   write_statistics=True)
+                   write_statistics=True,
+                   use_dictionary=[p for p in paths if p not in NO_DICTIONARY])
 
 
 def _first(exc: BaseException | None) -> str:
