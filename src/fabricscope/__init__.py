@@ -9,6 +9,10 @@ __version__ = "0.1.0"
 
 __all__ = ["__version__"]
 
+#: True when this process started with an empty compiled-code cache (first run after an
+#: install or upgrade): the first decode compiles numba's kernels, about a minute once.
+JIT_CACHE_FRESH = False
+
 
 # where the numba kernels (and everything they inline) live
 _KERNEL_DIRS = ("capture", "decode", "records", "sflow", "sim")
@@ -44,6 +48,8 @@ def _numba_cache_dir() -> None:
         base = Path(platformdirs.user_cache_dir("fabricscope")) / "numba"
         d = base / h.hexdigest()[:16]
         d.mkdir(parents=True, exist_ok=True)
+        global JIT_CACHE_FRESH
+        JIT_CACHE_FRESH = not any(d.iterdir())
         os.utime(d)
         olds = sorted((x for x in base.iterdir() if x.is_dir() and x != d),
                       key=lambda x: x.stat().st_mtime, reverse=True)

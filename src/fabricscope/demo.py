@@ -76,6 +76,12 @@ def run(directory: Path | None = None, *, console: Console | None = None,
     res = DemoResult(directory=d, store=d / "store", inventory=d / "sim" / "inventory.yaml")
     con.print("[bold]fabricscope demo[/]: a simulated leaf-spine fabric, end to end "
               f"(embedded store, no root, no network). Files: {d}")
+    import fabricscope
+
+    if fabricscope.JIT_CACHE_FRESH:
+        con.print("[dim]First run since install: the simulator and decoders are compiled "
+                  "to machine code and cached (about a minute, once); later runs take "
+                  "seconds.[/]")
 
     _step(con, 1, "simulate a fabric")
     t = time.perf_counter()
