@@ -16,7 +16,7 @@ JIT_CACHE_FRESH = False
 
 # where the numba kernels (and everything they inline) live
 _KERNEL_DIRS = ("capture", "decode", "records", "sflow", "sim")
-_KERNEL_FILES = ("store/rollup.py",)
+_KERNEL_FILES = ("store/rollup.py", "inventory/enrich_kernels.py")
 
 
 def _numba_cache_dir() -> None:

@@ -28,6 +28,7 @@ Output columns are dictionary-encoded strings, null where the inventory knows no
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,18 +39,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fabricscope.inventory import addr
+from fabricscope.inventory import enrich_kernels as K
 from fabricscope.inventory.columns import (
     ENCAP_ANY,
     ENCAP_ID,
+    ENCAP_UNKNOWN,
     Col,
     as_array,
-    choose,
-    combine,
-    encap_col,
-    epoch_col,
     int32_with_nulls,
-    int_col,
-    ip_col,
 )
 from fabricscope.inventory.index import Inventory
 from fabricscope.inventory.model import Device, Endpoint, Host, Link, Network
@@ -184,8 +181,129 @@ def _build_index(entries: dict[tuple[int, ...], int], width: int) -> KeyIndex:
 
 
 def _ip_parts(ip: str) -> tuple[int, int]:
+    """The two key components of an address: its 16 bytes as two native 64-bit words
+    (what the kernels read from an Arrow buffer)."""
     raw = addr.ip16(ip)
-    return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big")
+    return int.from_bytes(raw[:8], sys.byteorder), int.from_bytes(raw[8:], sys.byteorder)
+
+
+_EMPTY = KeyIndex([np.empty(0, np.uint64)], np.empty(0, np.int32))  # 16 free slots
+
+
+class _Packed:
+    """The ``KeyIndex`` of every built epoch of one kind of key, concatenated for the
+    kernels (``enrich_kernels``: ``(slots, slot_offset, bits, mixer, comps, values)``);
+    an epoch not built yet has an empty table."""
+
+    def __init__(self, width: int, epochs: int) -> None:
+        self.width = width
+        self.built: dict[int, KeyIndex] = {}
+        self.epochs = epochs
+        self.arrays: tuple[np.ndarray, ...] = ()
+        self._pack()
+
+    def add(self, e: int, index: KeyIndex) -> None:
+        self.built[e] = index
+        self._pack()
+
+    def _pack(self) -> None:
+        slots, offs, bits, mixers, comps, values = [], [], [], [], [], []
+        start = rows = 0
+        for e in range(self.epochs):
+            ix = self.built.get(e, _EMPTY)
+            t = ix.table
+            slots.append(np.where(t >= 0, t + rows, -1).astype(np.int32))
+            offs.append(start)
+            bits.append(ix.bits)
+            mixers.append(ix.k)
+            if len(ix):
+                comps.append(np.stack(ix.comps, axis=1))
+                values.append(ix.values)
+            rows += len(ix)
+            start += len(t)
+        self.arrays = tuple(_ro(a) for a in (
+            np.concatenate(slots), np.array(offs, np.int64), np.array(bits, np.int64),
+            np.array(mixers, np.uint64),
+            np.ascontiguousarray(np.concatenate(comps)) if comps
+            else np.zeros((0, self.width), np.uint64),
+            np.concatenate(values).astype(np.int32) if values else np.empty(0, np.int32)))
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    """``a``, read-only (the kernels are compiled for read-only inputs, like the arrays
+    over Arrow buffers)."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+_NOBITS = _ro(np.empty(0, np.uint8))
+KeyCol = tuple[np.ndarray, np.ndarray, int]  # a kernel key column: data, bitmap, bit offset
+
+
+def _absent(n: int, dtype: Any, width: int = 1) -> KeyCol:
+    """A key column of ``n`` nulls."""
+    shape = (n, width) if width > 1 else (n,)
+    return _ro(np.zeros(shape, dtype)), _ro(np.zeros((n + 7) // 8, np.uint8)), 0
+
+
+def _buffers(arr: pa.Array, dtype: Any, width: int = 1) -> KeyCol:
+    """A kernel key column over the buffers of ``arr`` (no copy)."""
+    n = len(arr)
+    if arr.null_count == n and n:
+        return _absent(n, dtype, width)
+    bufs = arr.buffers()
+    off = arr.offset
+    if bufs[1] is None:
+        return _absent(n, dtype, width)
+    data = np.frombuffer(bufs[1], dtype=dtype, count=(off + n) * width)[off * width:]
+    if width > 1:
+        data = data.reshape(n, width)
+    bm = _NOBITS if arr.null_count == 0 or bufs[0] is None else np.frombuffer(bufs[0], np.uint8)
+    return _ro(data), _ro(bm), off
+
+
+def _from_mask(data: np.ndarray, valid: np.ndarray) -> KeyCol:
+    bm = _NOBITS if valid.all() else _ro(np.packbits(valid, bitorder="little"))
+    return _ro(np.ascontiguousarray(data)), bm, 0
+
+
+def _ip_key(ips: pa.Array | Col) -> KeyCol:
+    if isinstance(ips, Col):  # parts: the big-endian halves
+        hi, lo = (ips.part(j, ips.codes).astype(">u8") for j in (0, 1))
+        return _from_mask(np.stack([hi, lo], axis=1).view(np.uint64), ips.valid(ips.codes))
+    if not (pa.types.is_fixed_size_binary(ips.type) and ips.type.byte_width == 16):
+        raise TypeError(f"expected fixed_size_binary(16) addresses, got {ips.type}")
+    return _buffers(ips, np.uint64, 2)
+
+
+def _int_key(vals: pa.Array | Col, typ: pa.DataType = pa.uint64()) -> KeyCol:
+    """An integer key column: its buffers if of type ``typ``, else as uint64."""
+    if isinstance(vals, Col):
+        return _from_mask(vals.part(0, vals.codes).astype(np.uint64), vals.valid(vals.codes))
+    if vals.type != typ:
+        typ = pa.uint64()
+        if vals.type != typ:
+            vals = vals.cast(typ, safe=False)
+    return _buffers(vals, typ.to_pandas_dtype())
+
+
+def _encap_key(encap: pa.Array | Col) -> tuple[KeyCol, np.ndarray]:
+    """(per record: an index into the map, null without encapsulation; the map from index
+    to the encapsulation key component)."""
+    if isinstance(encap, Col):
+        return _from_mask(encap.codes.astype(np.int64), encap.valid(encap.codes)), \
+            _ro(encap.parts[0].astype(np.uint64))
+    if not pa.types.is_dictionary(encap.type):
+        if not pa.types.is_string(encap.type):
+            encap = encap.cast(pa.string())
+        encap = pc.dictionary_encode(encap)
+    names = encap.dictionary.to_pylist()
+    emap = np.array([ENCAP_ID.get(str(s), ENCAP_UNKNOWN) for s in names], dtype=np.uint64)
+    idx = encap.indices
+    if idx.type.bit_width < 16:
+        idx = idx.cast(pa.int16())
+    return _buffers(idx, idx.type.to_pandas_dtype()), _ro(emap)
 
 
 class _Answers:
@@ -255,7 +373,13 @@ class Enricher:
         self.inventory = inventory
         times = inventory.change_times()
         self.boundaries = np.array([_to_ns(t) for t in times], dtype=np.int64)
+        self._bounds = _ro(self.boundaries.copy())
         self._epochs: dict[int, _Epoch] = {}
+        self._tables: dict[str, _Packed] = {}
+        self._builders: dict[str, tuple[Callable[[datetime], KeyIndex], int]] = {
+            "hosts": (self._hosts_at, 2), "ep_seg": (self._endpoints_by_segment_at, 4),
+            "ep_ip": (self._endpoints_by_ip_at, 2), "networks": (self._networks_at, 2),
+            "devices": (self._devices_at, 2), "interfaces": (self._interfaces_at, 3)}
         self.hosts = _Answers(1)
         self.endpoints = _Answers(4)  # endpoint, tenant, network, vnf
         self.networks = _Answers(2)  # network, tenant
@@ -311,7 +435,20 @@ class Enricher:
     # -- epochs
     def epoch_of(self, ts_ns: np.ndarray) -> np.ndarray:
         """The epoch (index of the constant stretch of the inventory) of each time."""
-        return np.searchsorted(self.boundaries, ts_ns, side="right").astype(np.int64)
+        return self._epochs_of(ts_ns)[0]
+
+    def _epochs_of(self, ts_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the epoch of each time, the number of times per epoch)."""
+        ts = np.ascontiguousarray(ts_ns, dtype=np.int64)
+        out = np.empty(len(ts), np.int64)
+        counts = np.zeros(len(self.boundaries) + 1, np.int64)
+        K.epochs(_ro(ts), self._bounds, out, counts)
+        return out, counts
+
+    def _epoch_arg(self, epoch: np.ndarray | Col) -> tuple[np.ndarray, np.ndarray]:
+        ep = epoch.parts[0][epoch.codes] if isinstance(epoch, Col) else epoch
+        ep = np.ascontiguousarray(ep, dtype=np.int64)
+        return ep, np.bincount(ep, minlength=len(self.boundaries) + 1)
 
     def _epoch(self, e: int) -> _Epoch:
         got = self._epochs.get(e)
@@ -331,6 +468,17 @@ class Enricher:
         if idx is None:
             idx = ep.built[name] = build(ep.at)
         return idx
+
+    def _packed(self, name: str, counts: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The kernels' table ``name`` with every epoch that has records (``counts``)."""
+        build, width = self._builders[name]
+        packed = self._tables.get(name)
+        if packed is None:
+            packed = self._tables[name] = _Packed(width, len(self.boundaries) + 1)
+        for e in np.flatnonzero(counts).tolist():
+            if e not in packed.built:
+                packed.add(e, self._index(e, name, build))
+        return packed.arrays
 
     # -- per-epoch key arrays, from the scalar lookups
     def _hosts_at(self, t: datetime) -> KeyIndex:
@@ -405,119 +553,67 @@ class Enricher:
                 (itf, link.key if link is not None else None, peer, dev))
         return _build_index(entries, 3)
 
-    # -- resolution of distinct keys, then gather
-    def _resolve(self, cols: Sequence[Col], ep: Col,
-                 resolve: Callable[[int, list[np.ndarray]], np.ndarray]) -> np.ndarray:
-        """Answer ids for every record: ``resolve(epoch, codes)`` answers the distinct key
-        combinations of one epoch (``codes``: the code of each column, per combination)."""
-        n = len(ep.codes)
-        if n == 0:
-            return np.empty(0, np.int32)
-        if ep.size == 1:  # the whole batch lies in one epoch
-            e0 = int(ep.parts[0][0])
-            if len(cols) == 1:
-                c = cols[0]
-                table = resolve(e0, [np.arange(c.size + 1)])
-                out: np.ndarray = table[c.codes]
-                return out
-            inverse, parts = combine(cols)
-            out = resolve(e0, parts)[inverse]
-            return out
-        inverse, parts = combine([*cols, ep])
-        result = np.full(len(parts[0]), -1, dtype=np.int32)
-        epochs = ep.parts[0][parts[-1]]
-        for e in np.unique(epochs):
-            sel = epochs == e
-            result[sel] = resolve(int(e), [p[sel] for p in parts[:-1]])
-        out = result[inverse]
-        return out
-
-    def _ep(self, ep: np.ndarray | Col) -> Col:
-        return ep if isinstance(ep, Col) else epoch_col(np.asarray(ep, dtype=np.int64))
-
+    # -- answer ids per record, by the kernels
     def host_ids(self, ips: pa.Array | Col, epoch: np.ndarray | Col) -> np.ndarray:
         """Host answer ids (``self.hosts``) for outer addresses."""
-        ipc = ips if isinstance(ips, Col) else ip_col(ips)
+        ep, counts = self._epoch_arg(epoch)
+        return self._address_ids("hosts", _ip_key(ips), ep, counts)
 
-        def resolve(e: int, p: list[np.ndarray]) -> np.ndarray:
-            index = self._index(e, "hosts", self._hosts_at)
-            r = index.lookup([ipc.part(0, p[0]), ipc.part(1, p[0])])
-            return np.where(ipc.valid(p[0]), r, -1)
-
-        return self._resolve([ipc], self._ep(epoch), resolve)
+    def _address_ids(self, name: str, ip: KeyCol, ep: np.ndarray,
+                     counts: np.ndarray) -> np.ndarray:
+        out = np.empty(len(ep), np.int32)
+        K.address_ids(ep, ip, self._packed(name, counts), out)
+        return out
 
     def endpoint_ids(self, ips: pa.Array | Col, vni: pa.Array | Col, encap: pa.Array | Col,
                      epoch: np.ndarray | Col) -> np.ndarray:
         """Endpoint answer ids (``self.endpoints``) by (encapsulation, VNI, address), then
         (VNI, address); by the address alone where the record has no VNI or one that no
         network has at that time (and only if one endpoint holds the address)."""
-        ipc = ips if isinstance(ips, Col) else ip_col(ips)
-        vnic = vni if isinstance(vni, Col) else int_col(vni)
-        encc = encap if isinstance(encap, Col) else encap_col(encap)
+        ep, counts = self._epoch_arg(epoch)
+        key = _ip_key(ips)
+        enc, emap = _encap_key(encap)
+        # the same addresses with or without encapsulation
+        return self._endpoint_ids(key, key, enc, emap, _int_key(vni), ep, counts)
 
-        def resolve(e: int, p: list[np.ndarray]) -> np.ndarray:
-            seg = self._index(e, "ep_seg", self._endpoints_by_segment_at)
-            alone = self._index(e, "ep_ip", self._endpoints_by_ip_at)
-            nets = self._index(e, "networks", self._networks_at)
-            hi, lo = ipc.part(0, p[0]), ipc.part(1, p[0])
-            v = vnic.part(0, p[1])
-            valid = ipc.valid(p[0])
-            has_vni = vnic.valid(p[1])
-            r = np.full(len(v), -1, dtype=np.int32)
-            # (encapsulation, VNI, address), then (VNI, address) for the misses only
-            sel = np.flatnonzero(valid & has_vni)
-            r[sel] = seg.lookup([encc.part(0, p[2][sel]), v[sel], hi[sel], lo[sel]])
-            sel = sel[r[sel] < 0]
-            r[sel] = seg.lookup([np.zeros(len(sel), np.uint64), v[sel], hi[sel], lo[sel]])
-            # the address alone: no VNI, or one that no network has at that time
-            vni_known = nets.lookup([np.zeros(vnic.size, np.uint64), vnic.parts[0][:-1]]) >= 0
-            known = np.append(vni_known, False)[p[1]]
-            sel = np.flatnonzero(valid & (r < 0) & ~known)
-            r[sel] = alone.lookup([hi[sel], lo[sel]])
-            return r
-
-        return self._resolve([ipc, vnic, encc], self._ep(epoch), resolve)
+    def _endpoint_ids(self, wire: KeyCol, inner: KeyCol, enc: KeyCol, emap: np.ndarray,
+                      vni: KeyCol, ep: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        out = np.empty(len(ep), np.int32)
+        K.endpoint_ids(ep, wire, inner, enc, emap, vni, self._packed("ep_seg", counts),
+                       self._packed("ep_ip", counts), self._packed("networks", counts), out)
+        return out
 
     def network_ids(self, vni: pa.Array | Col, encap: pa.Array | Col,
                     epoch: np.ndarray | Col) -> np.ndarray:
         """Network answer ids (``self.networks``) by (encapsulation, VNI), then VNI."""
-        vnic = vni if isinstance(vni, Col) else int_col(vni)
-        encc = encap if isinstance(encap, Col) else encap_col(encap)
+        ep, counts = self._epoch_arg(epoch)
+        enc, emap = _encap_key(encap)
+        return self._network_ids(enc, emap, _int_key(vni), ep, counts)
 
-        def resolve(e: int, p: list[np.ndarray]) -> np.ndarray:
-            nets = self._index(e, "networks", self._networks_at)
-            v = vnic.part(0, p[0])
-            r = nets.lookup([encc.part(0, p[1]), v])
-            miss = np.flatnonzero(r < 0)
-            r[miss] = nets.lookup([np.zeros(len(miss), np.uint64), v[miss]])
-            return np.where(vnic.valid(p[0]), r, -1)
-
-        return self._resolve([vnic, encc], self._ep(epoch), resolve)
+    def _network_ids(self, enc: KeyCol, emap: np.ndarray, vni: KeyCol, ep: np.ndarray,
+                     counts: np.ndarray) -> np.ndarray:
+        out = np.empty(len(ep), np.int32)
+        K.network_ids(ep, enc, emap, vni, self._packed("networks", counts), out)
+        return out
 
     def device_ids(self, agents: pa.Array | Col, epoch: np.ndarray | Col) -> np.ndarray:
         """Device answer ids (``self.devices``) for sFlow agent addresses."""
-        ac = agents if isinstance(agents, Col) else ip_col(agents)
-
-        def resolve(e: int, p: list[np.ndarray]) -> np.ndarray:
-            index = self._index(e, "devices", self._devices_at)
-            r = index.lookup([ac.part(0, p[0]), ac.part(1, p[0])])
-            return np.where(ac.valid(p[0]), r, -1)
-
-        return self._resolve([ac], self._ep(epoch), resolve)
+        ep, counts = self._epoch_arg(epoch)
+        return self._address_ids("devices", _ip_key(agents), ep, counts)
 
     def interface_ids(self, agents: pa.Array | Col, ifindex: pa.Array | Col,
                       epoch: np.ndarray | Col) -> np.ndarray:
         """Interface answer ids (``self.interfaces``: interface, link, far end, device) for
         (agent, ifIndex)."""
-        ac = agents if isinstance(agents, Col) else ip_col(agents)
-        ic = ifindex if isinstance(ifindex, Col) else int_col(ifindex)
+        ep, counts = self._epoch_arg(epoch)
+        return self._interface_ids(_ip_key(agents), _int_key(ifindex, pa.uint32()),
+                                   _absent(len(ep), np.uint8), ep, counts)
 
-        def resolve(e: int, p: list[np.ndarray]) -> np.ndarray:
-            index = self._index(e, "interfaces", self._interfaces_at)
-            r = index.lookup([ac.part(0, p[0]), ac.part(1, p[0]), ic.part(0, p[1])])
-            return np.where(ac.valid(p[0]) & ic.valid(p[1]), r, -1)
-
-        return self._resolve([ac, ic], self._ep(epoch), resolve)
+    def _interface_ids(self, agent: KeyCol, ifx: KeyCol, fmt: KeyCol, ep: np.ndarray,
+                       counts: np.ndarray) -> np.ndarray:
+        out = np.empty(len(ep), np.int32)
+        K.interface_ids(ep, agent, ifx, fmt, self._packed("interfaces", counts), out)
+        return out
 
     # -- the batch API
     def enrich(self, batch: A, fields: Iterable[str] | None = None) -> A:
@@ -544,66 +640,61 @@ class Enricher:
         names = set(batch.schema.names)
         n = batch.num_rows
 
-        def col(name: str, typ: pa.DataType) -> pa.Array:
-            if name in names:
-                return as_array(batch.column(name))
-            return pa.nulls(n, typ)
+        def col(name: str) -> pa.Array | None:
+            return as_array(batch.column(name)) if name in names else None
 
-        ip_t = pa.binary(16)
-        if "ts" in names:
-            ts = as_array(batch.column("ts")).cast(pa.int64())
-            now = _to_ns(datetime.now(UTC))
-            ts_ns = ts.fill_null(now).to_numpy(zero_copy_only=False).astype(np.int64)
+        def ipc(name: str) -> KeyCol:
+            a = col(name)
+            return _absent(n, np.uint64, 2) if a is None else _ip_key(a)
+
+        def intc(name: str, typ: pa.DataType) -> KeyCol:
+            a = col(name)
+            return _absent(n, typ.to_pandas_dtype()) if a is None else _int_key(a, typ)
+
+        ts = col("ts")
+        if ts is not None:
+            ts = ts.cast(pa.int64())
+            if ts.null_count:
+                ts = ts.fill_null(_to_ns(datetime.now(UTC)))
+            ts_ns = ts.to_numpy(zero_copy_only=False)
         else:
             ts_ns = np.full(n, _to_ns(datetime.now(UTC)), dtype=np.int64)
-        epoch = epoch_col(self.epoch_of(ts_ns))
+        ep, counts = self._epochs_of(ts_ns)
         want = set(fields)
-        cache: dict[str, Col] = {}
-
-        def ipc(name: str) -> Col:
-            if name not in cache:
-                cache[name] = ip_col(col(name, ip_t))
-            return cache[name]
-
-        def intc(name: str, arr: pa.Array) -> Col:
-            if name not in cache:
-                cache[name] = int_col(arr)
-            return cache[name]
-
-        encap_arr = col("encap", pa.string())
-        encc = encap_col(encap_arr)
         out: dict[str, pa.Array] = {}
         if want & set(HOST_FIELDS):
             for side in ("src", "dst"):
-                ids = self.host_ids(ipc(side), epoch)
+                ids = self._address_ids("hosts", ipc(side), ep, counts)
                 out[f"{side}_host"] = self.hosts.column(0, ids)
         if want & (set(ENDPOINT_FIELDS) | set(NETWORK_FIELDS)):
-            vnic = intc("vni", col("vni", pa.uint64()))
+            encap = col("encap")
+            enc, emap = (_absent(n, np.int16), _ro(np.zeros(1, np.uint64))) if encap is None \
+                else _encap_key(encap)
+            vni = intc("vni", pa.uint64())
         if want & set(ENDPOINT_FIELDS):
-            no_tunnel = encc.codes == encc.size  # null encapsulation
             for side in ("src", "dst"):
-                if no_tunnel.any():
-                    key = choose(no_tunnel, ipc(side), ipc(f"inner_{side}"))
-                else:
-                    key = ipc(f"inner_{side}")
-                ids = self.endpoint_ids(key, vnic, encc, epoch)
+                ids = self._endpoint_ids(ipc(side), ipc(f"inner_{side}"), enc, emap, vni, ep,
+                                         counts)
                 for j, what in enumerate(("endpoint", "tenant", "network", "vnf")):
                     out[f"{side}_{what}"] = self.endpoints.column(j, ids)
         if want & set(NETWORK_FIELDS):
-            ids = self.network_ids(vnic, encc, epoch)
+            ids = self._network_ids(enc, emap, vni, ep, counts)
             out["network"] = self.networks.column(0, ids)
             out["tenant"] = self.networks.column(1, ids)
         if want & set(SFLOW_FIELDS):
             agent = ipc("agent")
-            out["device"] = self.devices.column(0, self.device_ids(agent, epoch))
+            out["device"] = self.devices.column(0, self._address_ids("devices", agent, ep,
+                                                                     counts))
             for side in ("in", "out"):
-                ifx = col(f"{side}_if", pa.uint32())
+                # out_if_format 1 = discarded (the value is a reason), 2 = multiple: no port
+                fmt = _absent(n, np.uint8)
                 if side == "out" and "out_if_format" in names:
-                    # format 1 = discarded (the value is a reason), 2 = multiple: no port
-                    fmt = as_array(batch.column("out_if_format"))
-                    ifx = as_array(pc.if_else(pc.fill_null(pc.greater(fmt, 0), False),
-                                               pa.nulls(n, ifx.type), ifx))
-                ids = self.interface_ids(agent, int_col(ifx), epoch)
+                    f = as_array(batch.column("out_if_format"))
+                    if f.type != pa.uint8():
+                        f = pc.greater(f, 0).cast(pa.uint8())
+                    fmt = _int_key(f, pa.uint8())
+                ids = self._interface_ids(agent, intc(f"{side}_if", pa.uint32()), fmt, ep,
+                                          counts)
                 out[f"{side}_if_name"] = self.interfaces.column(0, ids)
                 out[f"{side}_link"] = self.interfaces.column(1, ids)
                 out[f"{side}_peer"] = self.interfaces.column(2, ids)
