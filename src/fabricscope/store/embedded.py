@@ -101,9 +101,13 @@ def _parts(table: pa.Table, ds: str) -> list[tuple[str, pa.Table, int, int]]:
     step = HOUR_NS if ds in HOURLY else DAY_NS
     key = ts // step
     out = []
-    groups: list[tuple[int, np.ndarray | None]]
+    groups: list[tuple[int, np.ndarray | slice | None]]
     if key.min() == key.max():
         groups = [(int(key[0]), None)]
+    elif bool(np.all(key[1:] >= key[:-1])):  # partitions already contiguous: slices
+        cut = np.flatnonzero(np.diff(key)) + 1
+        bounds = [0, *cut.tolist(), len(key)]
+        groups = [(int(key[a]), slice(a, b)) for a, b in itertools.pairwise(bounds)]
     else:
         order = np.argsort(key, kind="stable")
         sk = key[order]
@@ -111,12 +115,22 @@ def _parts(table: pa.Table, ds: str) -> list[tuple[str, pa.Table, int, int]]:
         bounds = [0, *cut.tolist(), len(sk)]
         groups = [(int(sk[a]), order[a:b]) for a, b in itertools.pairwise(bounds)]
     for k, idx in groups:
-        sub = table if idx is None else table.take(pa.array(idx))
-        t = ts if idx is None else ts[idx]
+        if idx is None:
+            sub, t = table, ts
+        elif isinstance(idx, slice):
+            sub, t = table.slice(idx.start, idx.stop - idx.start), ts[idx]
+        else:
+            sub, t = table.take(pa.array(idx)), ts[idx]
         d = datetime.fromtimestamp(k * step / 1e9, UTC)
         part = f"dt={d:%Y-%m-%d}/hr={d:%H}" if ds in HOURLY else f"dt={d:%Y-%m-%d}"
         out.append((part, sub, int(t.min()), int(t.max())))
     return out
+
+
+def _day_of(t: pa.Table) -> np.ndarray:
+    ts = np.asarray(t.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False),
+                    dtype=np.int64)
+    return ts // DAY_NS
 
 
 def _tier(rows: int) -> int:
@@ -461,15 +475,25 @@ class EmbeddedStore(Store):
             raise
         return final.stat().st_size
 
-    def _rollup(self, name: str, source: pa.Table, rank: Any = None) -> pa.Table:
-        """The aggregate ``name`` of a batch, in trace order (``rank``: the batch's rows'
-        positions in that order, when known)."""
+    def _rollup(self, name: str, source: pa.Table, pair: np.ndarray | None = None
+                ) -> pa.Table:
+        """The aggregate ``name`` of a batch, in trace order within each partition.
+        ``pair``: for records in (hour, trace) order (see ``trace_sort``), each row's
+        (inner_src, inner_dst) rank: the groups then need no sort of their own."""
         from fabricscope.store.rollup import records_rollup, sort_for_trace
 
-        if name == "records_1m":
-            fast = records_rollup(source, rank=rank)
+        if name == "records_1m" and pair is not None:
+            # groups come out in (hour, inner_src, inner_dst, minute) order; a day file
+            # wants (inner_src, inner_dst, minute): order them by (day, pair)
+            day = _day_of(source)
+            key = (day - day.min()) * (int(pair.max()) + 1) + pair
+            fast = records_rollup(source, sort_key=key)
             if fast is not None:
-                return fast if rank is not None else sort_for_trace(fast)
+                return fast
+        elif name == "records_1m":
+            fast = records_rollup(source)
+            if fast is not None:
+                return sort_for_trace(fast)
         con = self._duck()
         con.register("_batch", source)
         try:
@@ -502,21 +526,28 @@ class EmbeddedStore(Store):
                 adds.append({"rel": rel, "ds": ds, "part": part, "rows": sub.num_rows,
                              "lo": lo, "hi": hi})
 
-        from fabricscope.store.rollup import inverse, trace_order
+        from fabricscope.store.rollup import trace_sort
 
         try:
             try:
-                # records ordered by inner flow then time (a trace reads one row group)
+                # records ordered by hour, then inner flow, then time: each hour's file is
+                # a slice, in trace order (a trace reads one row group); the aggregates
+                # are computed from the ordered rows, so their groups come out ordered
                 rec = _drop_null_columns(records)
-                order = trace_order(rec)
-                put("records", rec if order is None else rec.take(pa.array(order)))
-                rank = None if order is None else inverse(order)
+                order, pair = trace_sort(rec, HOUR_NS)
+                if order is not None:
+                    rec = rec.take(pa.array(order))
+                    pair = None if pair is None else pair[order]
+                elif pair is None and rec.num_rows:
+                    pair = np.zeros(rec.num_rows, np.int64)
+                put("records", rec)
                 if counters is not None and counters.num_rows:
                     put("counters", counters)
                 for name, (src, _key, _m) in ROLLUPS.items():
-                    t = records if src == "records" else counters
-                    if t is not None and t.num_rows:
-                        put(name, self._rollup(name, t, rank))
+                    if src == "records" and rec.num_rows:
+                        put(name, self._rollup(name, rec, pair))
+                    elif src != "records" and counters is not None and counters.num_rows:
+                        put(name, self._rollup(name, counters))
             finally:
                 wait(pending)
             sizes = [f.result() for f in pending]  # raises the first write error
@@ -742,16 +773,16 @@ class EmbeddedStore(Store):
         """The rows of ``files`` as one table (aggregates combined), canonical columns."""
         import pyarrow.parquet as pq
 
-        from fabricscope.store.rollup import records_rollup, sort_for_trace
+        from fabricscope.store.rollup import records_rollup, sort_for_trace, trace_sort
 
         parts = [conform_input(pq.read_table(self.root / f.path), TABLES[ds]) for f in files]
         t = pa.concat_tables(parts)
-        if ds == "records":
-            return sort_for_trace(t)
-        if ds == "records_1m":
-            fast = records_rollup(t, merge=True)
+        if ds == "records":  # (all-null columns are not written: not sorted either)
+            return sort_for_trace(_drop_null_columns(t))
+        if ds == "records_1m":  # rows visited in trace order: groups come out in it
+            fast = records_rollup(t, merge=True, seq=trace_sort(t)[0])
             if fast is not None:
-                return sort_for_trace(fast)
+                return fast
         if ds in ROLLUPS:
             con = self._duck()
             con.register("_merge", t)

@@ -1,14 +1,16 @@
-"""The per-minute aggregate of packet records (``records_1m``), computed with NumPy.
+"""The per-minute aggregate of packet records (``records_1m``), and the trace order of a
+batch, computed with NumPy and numba.
 
 Grouping a million records by minute and 17 key columns (five of them 16-byte addresses)
 is the most expensive step of an append; a SQL GROUP BY spends ~2 µs per record here.
 This does the same in a fraction of that: every key column becomes 64-bit words (an
-address two), the words of a row are mixed into two independent 64-bit hashes, rows are
-sorted by the first, and groups are runs of equal first hashes. Rows of a group must also
-agree on the second hash; if two different keys ever shared the first hash (about one
-chance in 10^7 per million-row batch) that check fails and the caller falls back to SQL
-(``None`` is returned). Two different keys would have to collide on both hashes, 128 bits,
-to be merged: about one chance in 10^26 per batch.
+address two), the words of a row are mixed into two independent 64-bit hashes, and the
+rows, visited in the caller's order (trace order), are grouped by the first hash in an
+open-addressing table (no sort): groups come out in the order of their first row. Rows of
+a group must also agree on the second hash and the minute; if two different keys ever
+shared the first hash (about one chance in 10^7 per million-row batch) that check fails
+and the caller falls back to SQL (``None`` is returned). Two different keys would have to
+collide on both hashes, 128 bits, to be merged: about one chance in 10^26 per batch.
 
 ``merge=True`` combines rows of ``records_1m`` itself (sums and min/max of the measures),
 which is how compaction merges the aggregates of several batches.
@@ -16,6 +18,11 @@ which is how compaction merges the aggregates of several batches.
 Same semantics as ``records/ddl.py`` ``rollup_select("records_1m", ...)``: ``samples`` =
 records, ``est_packets`` = sum of ``sampling_rate`` (1 when null), ``est_bytes`` = sum of
 ``frame_len`` (0 when null) times the rate, ``first_ts``/``last_ts`` = min/max ``ts``.
+
+Trace order (``trace_sort``): (inner_src, inner_dst) pairs are numbered exactly (a hash
+table on their words), only the distinct pairs are sorted, and the rows, in time order,
+are placed by a stable counting sort on (partition, pair rank): the order of a lexsort on
+(partition, inner_src, inner_dst, ts) at a third of its cost.
 """
 
 from __future__ import annotations
@@ -54,6 +61,61 @@ def _hash_columns(words, s1, s2, m1, m2, r1, r2):  # type: ignore[no-untyped-def
         b = g[i] * m1
         g[i] = b ^ (b >> r1)
     return h, g
+
+
+@njit(cache=True, nogil=True)
+def _group(h, g, minute, seq, s1, s2, s3, lo, hi):  # type: ignore[no-untyped-def]
+    """Rows ``seq`` (in that order) grouped by their first hash ``h`` in an open-addressing
+    table: groups numbered in the order of their first row. Per group: that first row,
+    the sums of ``s1``/``s2``/``s3``, the min of ``lo`` and the max of ``hi``. Every row
+    of a group must agree with its first row on ``g`` and ``minute``; if one does not
+    (two keys sharing the first hash), the group count returned is -1."""
+    n = seq.shape[0]
+    cap = 16
+    while cap < 2 * n:
+        cap <<= 1
+    mask = np.uint64(cap - 1)
+    slots = np.full(cap, -1, np.int64)
+    gh = np.empty(n, np.uint64)
+    first = np.empty(n, np.int64)
+    a = np.empty(n, np.uint64)
+    b = np.empty(n, np.uint64)
+    c = np.empty(n, np.uint64)
+    mn = np.empty(n, np.int64)
+    mx = np.empty(n, np.int64)
+    ng = 0
+    for k in range(n):
+        i = seq[k]
+        x = h[i]
+        j = x & mask
+        while True:
+            gid = slots[j]
+            if gid < 0:
+                gid = ng
+                ng += 1
+                slots[j] = gid
+                gh[gid] = x
+                first[gid] = i
+                a[gid] = s1[i]
+                b[gid] = s2[i]
+                c[gid] = s3[i]
+                mn[gid] = lo[i]
+                mx[gid] = hi[i]
+                break
+            if gh[gid] == x:
+                f = first[gid]
+                if g[f] != g[i] or minute[f] != minute[i]:
+                    return -1, first, a, b, c, mn, mx
+                a[gid] += s1[i]
+                b[gid] += s2[i]
+                c[gid] += s3[i]
+                if lo[i] < mn[gid]:
+                    mn[gid] = lo[i]
+                if hi[i] > mx[gid]:
+                    mx[gid] = hi[i]
+                break
+            j = (j + np.uint64(1)) & mask
+    return ng, first[:ng], a[:ng], b[:ng], c[:ng], mn[:ng], mx[:ng]
 
 
 def _words(col: pa.ChunkedArray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -97,21 +159,26 @@ def _i64(col: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def records_rollup(t: pa.Table, *, merge: bool = False, rank: np.ndarray | None = None
-                   ) -> pa.Table | None:
+def records_rollup(t: pa.Table, *, merge: bool = False, seq: np.ndarray | None = None,
+                   sort_key: np.ndarray | None = None) -> pa.Table | None:
     """``records_1m`` rows for the records ``t`` (or, with ``merge``, for the
     ``records_1m`` rows ``t``); ``None`` means "use SQL instead". Groups come out in the
-    order of their first row in ``rank`` (a row -> position map, e.g. the inverse of
-    :func:`trace_order`), else in no particular order."""
+    order of their first row when the rows are visited in ``seq`` order (default: the
+    table's order), then stably ordered by ``sort_key`` (one value per row of ``t``) of
+    that first row, if given. So a table in trace order (or ``seq`` = its trace order)
+    gives groups in trace order."""
     n = t.num_rows
     if n == 0:
         return SCHEMA.empty_table()
+    names = set(t.column_names)  # key columns may be left out: all null
     ts = _i64(t.column("ts"))
     minute = ts if merge else ts - ts % MINUTE_NS
     words: list[np.ndarray] = [minute.view(np.uint64)]
     nullbits = np.zeros(n, np.uint64)
     try:
         for k, name in enumerate(RECORDS_1M_KEY):
+            if name not in names:
+                continue  # left out because all null: the same for every row
             ws, valid = _words(t.column(name))
             words.extend(ws)
             if not valid.all():
@@ -122,49 +189,40 @@ def records_rollup(t: pa.Table, *, merge: bool = False, rank: np.ndarray | None 
     words = [np.require(w, np.uint64, ["C", "W"]) for w in words]  # one numba signature
     h, g = _hash_columns(tuple(words), _SEEDS[0], _SEEDS[1], _MULS[0], _MULS[1],
                          _SHIFTS[0], _SHIFTS[1])
-    order = np.argsort(h, kind="stable")
-    hs = h[order]
-    same = hs[1:] == hs[:-1]  # row i+1 is in the group of row i
-    starts = np.flatnonzero(np.concatenate(([True], ~same)))
-    first = order[starts]
-    if rank is not None:  # groups in the caller's order: starts/first permuted alike
-        by = np.argsort(rank[first], kind="stable")
-    else:
-        by = None
-    if same.any():  # the second hash and the minute must agree within every group
-        for w in (g, minute):
-            srt = w[order]
-            if np.any((srt[1:] != srt[:-1]) & same):
-                return None
-
     if merge:
-        samples = np.add.reduceat(_u64(t.column("samples"), 0)[order], starts)
-        est_packets = np.add.reduceat(_u64(t.column("est_packets"), 0)[order], starts)
-        est_bytes = np.add.reduceat(_u64(t.column("est_bytes"), 0)[order], starts)
-        first_ts = np.minimum.reduceat(_i64(t.column("first_ts"))[order], starts)
-        last_ts = np.maximum.reduceat(_i64(t.column("last_ts"))[order], starts)
+        s1 = _u64(t.column("samples"), 0)
+        s2 = _u64(t.column("est_packets"), 0)
+        s3 = _u64(t.column("est_bytes"), 0)
+        lo = _i64(t.column("first_ts"))
+        hi = _i64(t.column("last_ts"))
     else:
-        sr = _u64(t.column("sampling_rate"), 1)
-        fl = _u64(t.column("frame_len"), 0)
-        samples = np.diff(np.append(starts, n)).astype(np.uint64)
-        est_packets = np.add.reduceat(sr[order], starts)
-        est_bytes = np.add.reduceat((fl * sr)[order], starts)
-        ts_sorted = ts[order]
-        first_ts = np.minimum.reduceat(ts_sorted, starts)
-        last_ts = np.maximum.reduceat(ts_sorted, starts)
-
-    if by is not None:
-        first = first[by]
-        samples, est_packets, est_bytes = samples[by], est_packets[by], est_bytes[by]
-        first_ts, last_ts = first_ts[by], last_ts[by]
+        s1 = np.ones(n, np.uint64)
+        s2 = _u64(t.column("sampling_rate"), 1) if "sampling_rate" in names else \
+            np.ones(n, np.uint64)
+        s3 = (_u64(t.column("frame_len"), 0) * s2 if "frame_len" in names else
+              np.zeros(n, np.uint64))
+        lo = hi = ts
+    order = np.arange(n, dtype=np.int64) if seq is None else np.require(seq, np.int64, "C")
+    ng, first, samples, est_packets, est_bytes, first_ts, last_ts = _group(
+        h, g, minute, order, s1, s2, s3, lo, hi)
+    if ng < 0:
+        return None
+    if sort_key is not None:
+        kf = sort_key[first]
+        if kf.size > 1 and not bool(np.all(kf[1:] >= kf[:-1])):
+            by = np.argsort(kf, kind="stable")
+            first = first[by]
+            samples, est_packets, est_bytes = samples[by], est_packets[by], est_bytes[by]
+            first_ts, last_ts = first_ts[by], last_ts[by]
     take = pa.array(first)
     tstype = pa.timestamp("ns", tz="UTC")
     cols: dict[str, pa.Array | pa.ChunkedArray] = {"ts": pa.array(minute[first], tstype)}
     for name in RECORDS_1M_KEY:
-        cols[name] = t.column(name).take(take)
-    cols["samples"] = pa.array(samples.astype(np.uint64))
-    cols["est_packets"] = pa.array(est_packets.astype(np.uint64))
-    cols["est_bytes"] = pa.array(est_bytes.astype(np.uint64))
+        if name in names:  # (missing ones: null, by conform_input)
+            cols[name] = t.column(name).take(take)
+    cols["samples"] = pa.array(samples)
+    cols["est_packets"] = pa.array(est_packets)
+    cols["est_bytes"] = pa.array(est_bytes)
     cols["first_ts"] = pa.array(first_ts, tstype)
     cols["last_ts"] = pa.array(last_ts, tstype)
     from fabricscope.store.conform import conform_input
@@ -174,18 +232,134 @@ def records_rollup(t: pa.Table, *, merge: bool = False, rank: np.ndarray | None 
 
 def _ip_sort_words(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A 16-byte address column -> (null flag, high word, low word) whose numeric order is
-    the byte order of the addresses (the order of Parquet's min/max statistics)."""
+    the byte order of the addresses (the order of Parquet's min/max statistics); nulls
+    are (0, 0, 0), first."""
     arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     n = len(arr)
     if arr.type != pa.binary(16):
         arr = arr.cast(pa.binary(16))
-    valid = np.ones(n, bool) if arr.null_count == 0 else np.asarray(
-        arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     raw = np.frombuffer(arr.buffers()[1], dtype=">u8", count=2 * (arr.offset + n))
     raw = raw.reshape(-1, 2)[arr.offset:arr.offset + n]
     hi = raw[:, 0].astype(np.uint64)
     lo = raw[:, 1].astype(np.uint64)
-    return (~valid).astype(np.uint8) ^ 1, hi, lo  # nulls (0) first
+    if arr.null_count == 0:
+        return np.ones(n, np.uint8), hi, lo
+    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    hi[~valid] = 0
+    lo[~valid] = 0
+    return valid.astype(np.uint8), hi, lo
+
+
+@njit(cache=True, nogil=True)
+def _factorize(words):  # type: ignore[no-untyped-def]
+    """Each row's id among the distinct rows of the uint64 columns ``words`` (ids in the
+    order of first appearance; equality is exact), and the first row of each id."""
+    n = words[0].shape[0]
+    cap = 16
+    while cap < 2 * n:
+        cap <<= 1
+    mask = np.uint64(cap - 1)
+    slots = np.full(cap, -1, np.int64)
+    ids = np.empty(n, np.int64)
+    firsts = np.empty(n, np.int64)
+    m = 0
+    for i in range(n):
+        x = np.uint64(0x9E3779B97F4A7C15)
+        for w in words:
+            a = (x ^ w[i]) * np.uint64(0xBF58476D1CE4E5B9)
+            x = a ^ (a >> np.uint64(31))
+        j = x & mask
+        while True:
+            p = slots[j]
+            if p < 0:
+                slots[j] = m
+                firsts[m] = i
+                ids[i] = m
+                m += 1
+                break
+            f = firsts[p]
+            same = True
+            for w in words:
+                if w[f] != w[i]:
+                    same = False
+                    break
+            if same:
+                ids[i] = p
+                break
+            j = (j + np.uint64(1)) & mask
+    return ids, firsts[:m]
+
+
+@njit(cache=True, nogil=True)
+def _counting_order(key, buckets, seq):  # type: ignore[no-untyped-def]
+    """The rows ``seq`` stably ordered by ``key`` (integers in [0, buckets))."""
+    count = np.zeros(buckets + 1, np.int64)
+    for i in range(key.shape[0]):
+        count[key[i] + 1] += 1
+    for b in range(buckets):
+        count[b + 1] += count[b]
+    out = np.empty(seq.shape[0], np.int64)
+    for k in range(seq.shape[0]):
+        i = seq[k]
+        out[count[key[i]]] = i
+        count[key[i]] += 1
+    return out
+
+
+def _pair_words(t: pa.Table) -> list[np.ndarray]:
+    """(inner_src, inner_dst) as sort words, most significant first (a column left out
+    because it was all null sorts as nulls: no words)."""
+    words: list[np.ndarray] = []
+    for name in ("inner_src", "inner_dst"):
+        if name in t.column_names:
+            words.extend(_ip_sort_words(t.column(name)))
+    return words
+
+
+def trace_sort(t: pa.Table, step_ns: int | None = None
+               ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Row order by (``ts // step_ns``, inner_src, inner_dst, ts) — with a partition step,
+    each partition's rows are one contiguous run, in trace order — and each row's rank
+    of its (inner_src, inner_dst) pair among the table's distinct pairs (in that order).
+    The order is ``None`` if the table is already in it; the ranks are ``None`` if the
+    table lacks both address columns (then there is one pair)."""
+    n = t.num_rows
+    if n == 0 or "ts" not in t.column_names:
+        return None, None
+    ts = _i64(t.column("ts"))
+    # rows in time order (stable), then a stable counting sort by (partition, pair rank):
+    # the same order as a lexsort on (partition, inner_src, inner_dst, ts), in O(n) but
+    # for the sort of the distinct pairs
+    seq = np.arange(n, dtype=np.int64)
+    if n > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
+        seq = np.argsort(ts, kind="stable")
+    rank = None
+    key = np.zeros(n, np.int64)
+    pairs = 1
+    words = _pair_words(t)
+    if words:
+        ids, firsts = _factorize(tuple(np.require(w, np.uint64, "C") for w in words))
+        pairs = len(firsts)
+        by = np.lexsort(tuple(w[firsts] for w in reversed(words)))  # distinct pairs
+        prank = np.empty(pairs, np.int64)
+        prank[by] = np.arange(pairs)
+        rank = prank[ids]
+        key = rank
+    if step_ns is not None:
+        part = ts // step_ns
+        lo, hi = int(part.min()), int(part.max())
+        if lo != hi:
+            key = (part - lo) * pairs + key
+            pairs *= hi - lo + 1
+    if pairs == 1:
+        order = seq
+    elif pairs <= 4 * n + (1 << 20):
+        order = _counting_order(key, pairs, seq)
+    else:  # sparse partitions: sort the keys
+        order = seq[np.argsort(key[seq], kind="stable")]
+    if np.array_equal(order, np.arange(n)):
+        return None, rank
+    return order, rank
 
 
 def trace_order(t: pa.Table) -> np.ndarray | None:
@@ -195,15 +369,7 @@ def trace_order(t: pa.Table) -> np.ndarray | None:
     names = set(t.column_names)
     if t.num_rows < 2 or "ts" not in names or not names & {"inner_src", "inner_dst"}:
         return None  # (an all-null column may have been left out: it sorts as nulls)
-    keys: list[np.ndarray] = [_i64(t.column("ts"))]
-    for name in ("inner_dst", "inner_src"):  # lexsort: the last key is the primary one
-        if name in names:
-            null, hi, lo = _ip_sort_words(t.column(name))
-            keys.extend([lo, hi, null])
-    order = np.lexsort(tuple(keys))
-    if np.array_equal(order, np.arange(t.num_rows)):
-        return None
-    return order
+    return trace_sort(t)[0]
 
 
 def inverse(order: np.ndarray) -> np.ndarray:
