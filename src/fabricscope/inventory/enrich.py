@@ -191,13 +191,14 @@ _EMPTY = KeyIndex([np.empty(0, np.uint64)], np.empty(0, np.int32))  # 16 free sl
 
 
 class _Packed:
-    """The ``KeyIndex`` of every built epoch of one kind of key, concatenated for the
-    kernels (``enrich_kernels``: ``(slots, slot_offset, bits, mixer, comps, values)``);
-    an epoch not built yet has an empty table."""
+    """The keys of every built epoch's ``KeyIndex`` of one kind, in one table for the
+    kernels (``enrich_kernels``: ``(rows, offset, bits, mixer)``, the key words and value
+    in each slot); an epoch not built yet has an empty table."""
 
     def __init__(self, width: int, epochs: int) -> None:
         self.width = width
         self.built: dict[int, KeyIndex] = {}
+        self._rows: dict[int, np.ndarray] = {}  # the slots of each built epoch
         self.epochs = epochs
         self.arrays: tuple[np.ndarray, ...] = ()
         self._pack()
@@ -207,26 +208,28 @@ class _Packed:
         self._pack()
 
     def _pack(self) -> None:
-        slots, offs, bits, mixers, comps, values = [], [], [], [], [], []
-        start = rows = 0
+        tables, offs, bits, mixers = [], [], [], []
+        start = 0
         for e in range(self.epochs):
             ix = self.built.get(e, _EMPTY)
-            t = ix.table
-            slots.append(np.where(t >= 0, t + rows, -1).astype(np.int32))
+            b = max(4, (2 * max(len(ix), 1) - 1).bit_length())  # at most half full
+            rows = self._rows.get(e)
+            if rows is None:
+                rows = np.zeros((1 << b, self.width + 1), np.uint64)
+                rows[:, self.width] = K.EMPTY
+                if len(ix):
+                    K.place(np.ascontiguousarray(np.stack(ix.comps, axis=1)), ix.values,
+                            ix.k, b, rows)
+                if e in self.built:
+                    self._rows[e] = rows
+            tables.append(rows)
             offs.append(start)
-            bits.append(ix.bits)
+            bits.append(b)
             mixers.append(ix.k)
-            if len(ix):
-                comps.append(np.stack(ix.comps, axis=1))
-                values.append(ix.values)
-            rows += len(ix)
-            start += len(t)
+            start += len(rows)
         self.arrays = tuple(_ro(a) for a in (
-            np.concatenate(slots), np.array(offs, np.int64), np.array(bits, np.int64),
-            np.array(mixers, np.uint64),
-            np.ascontiguousarray(np.concatenate(comps)) if comps
-            else np.zeros((0, self.width), np.uint64),
-            np.concatenate(values).astype(np.int32) if values else np.empty(0, np.int32)))
+            np.concatenate(tables), np.array(offs, np.int64), np.array(bits, np.int64),
+            np.array(mixers, np.uint64)))
 
 
 def _ro(a: np.ndarray) -> np.ndarray:

@@ -4,15 +4,16 @@ For every record: its epoch (a running pointer over the change times, a binary s
 when the record leaves the current epoch, so any order is correct), its key components
 read straight from the Arrow buffers (a 16-byte address as its two native 64-bit words,
 VNI, encapsulation, ifIndex), and probes of the epoch's open-addressing key table
-(``enrich.KeyIndex``, packed over the epochs by ``enrich._Packed``), every component
+(the keys of ``enrich.KeyIndex``, packed over the epochs by ``enrich._Packed``), every component
 compared, so the answers are exact. The fallbacks are the scalar lookups' order.
 
 A key column is passed as ``(data, bitmap, bit_offset)``: ``data[i]`` is record ``i``'s
 value (an address: a row of two uint64 words), ``bitmap`` the Arrow validity bitmap (empty:
 no nulls) whose bit ``bit_offset + i`` tells whether record ``i`` has a value. A packed key
-table is ``(slots, slot_offset, bits, mixer, comps, values)``: the slots of epoch ``e`` are
-``slots[slot_offset[e]:slot_offset[e] + 2**bits[e]]`` (a row of ``comps``/``values``, -1 for
-a free slot); keys are mixed with ``mixer[e]`` like ``KeyIndex``.
+table is ``(rows, offset, bits, mixer)``: the slots of epoch ``e`` are
+``rows[offset[e]:offset[e] + 2**bits[e]]``, each the key's words then its value (``EMPTY``
+in a free slot), at most half of them taken; keys are mixed with ``mixer[e]`` like
+``KeyIndex``, placed by linear probing (``place``).
 """
 
 from __future__ import annotations
@@ -33,24 +34,48 @@ def _valid(col, i):  # type: ignore[no-untyped-def]
     return ((bm[j >> 3] >> (j & 7)) & 1) == 1
 
 
+EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)  # the value word of a free slot
+
+
+@njit(cache=True, nogil=True)
+def place(comps, values, k, bits, rows):  # type: ignore[no-untyped-def]
+    """Put the keys ``comps`` (one row per key) with their ``values`` into ``rows`` (a
+    table of ``2**bits`` slots of the key's words then the value word, free slots with
+    value ``EMPTY``) by linear probing from each key's home slot."""
+    w = comps.shape[1]
+    mask = (np.int64(1) << bits) - 1
+    for i in range(comps.shape[0]):
+        h = comps[i, 0]
+        for j in range(1, w):
+            h = (h * k) ^ comps[i, j]
+        s = np.int64((h * _FIB) >> np.uint64(64 - bits))
+        while rows[s, w] != EMPTY:
+            s = (s + 1) & mask
+        for j in range(w):
+            rows[s, j] = comps[i, j]
+        rows[s, w] = np.uint64(values[i])
+
+
 # one lookup function per key width (a generic one testing the width compiles to code
 # twice as slow): the value stored for the key in epoch ``e`` of table ``t``, -1 if none.
+# A slot holds the key and its value, so a lookup usually touches one cache line.
 # (Plain functions that LLVM inlines: numba's inline="always" made the kernels 2-3x slower.)
 
 
 @njit(cache=True)
 def _find2(t, e, c0, c1):  # type: ignore[no-untyped-def]
-    slots, comps, b = t[0], t[4], t[2][e]
+    rows, b = t[0], t[2][e]
     s = np.int64((((c0 * t[3][e]) ^ c1) * _FIB) >> np.uint64(64 - b))
     mask = (np.int64(1) << b) - 1
     base = t[1][e]
     r = np.int32(-1)
     while True:
-        q = slots[base + s]
-        if q < 0:
+        q = base + s
+        v = rows[q, 2]
+        if v == EMPTY:
             break
-        if comps[q, 0] == c0 and comps[q, 1] == c1:
-            r = t[5][q]
+        if rows[q, 0] == c0 and rows[q, 1] == c1:
+            r = np.int32(v)
             break
         s = (s + 1) & mask
     return r
@@ -58,17 +83,18 @@ def _find2(t, e, c0, c1):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _find3(t, e, c0, c1, c2):  # type: ignore[no-untyped-def]
-    slots, comps, b, k = t[0], t[4], t[2][e], t[3][e]
+    rows, b, k = t[0], t[2][e], t[3][e]
     s = np.int64((((((c0 * k) ^ c1) * k) ^ c2) * _FIB) >> np.uint64(64 - b))
     mask = (np.int64(1) << b) - 1
     base = t[1][e]
     r = np.int32(-1)
     while True:
-        q = slots[base + s]
-        if q < 0:
+        q = base + s
+        v = rows[q, 3]
+        if v == EMPTY:
             break
-        if comps[q, 0] == c0 and comps[q, 1] == c1 and comps[q, 2] == c2:
-            r = t[5][q]
+        if rows[q, 0] == c0 and rows[q, 1] == c1 and rows[q, 2] == c2:
+            r = np.int32(v)
             break
         s = (s + 1) & mask
     return r
@@ -76,18 +102,18 @@ def _find3(t, e, c0, c1, c2):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _find4(t, e, c0, c1, c2, c3):  # type: ignore[no-untyped-def]
-    slots, comps, b, k = t[0], t[4], t[2][e], t[3][e]
+    rows, b, k = t[0], t[2][e], t[3][e]
     s = np.int64((((((((c0 * k) ^ c1) * k) ^ c2) * k) ^ c3) * _FIB) >> np.uint64(64 - b))
     mask = (np.int64(1) << b) - 1
     base = t[1][e]
     r = np.int32(-1)
     while True:
-        q = slots[base + s]
-        if q < 0:
+        q = base + s
+        v = rows[q, 4]
+        if v == EMPTY:
             break
-        if comps[q, 0] == c0 and comps[q, 1] == c1 and comps[q, 2] == c2 and \
-                comps[q, 3] == c3:
-            r = t[5][q]
+        if rows[q, 0] == c0 and rows[q, 1] == c1 and rows[q, 2] == c2 and rows[q, 3] == c3:
+            r = np.int32(v)
             break
         s = (s + 1) & mask
     return r
