@@ -535,8 +535,8 @@ class EmbeddedStore(Store):
                 # are computed from the ordered rows, so their groups come out ordered
                 rec = _drop_null_columns(records)
                 order, pair = trace_sort(rec, HOUR_NS)
-                if order is not None:
-                    rec = rec.take(pa.array(order))
+                if order is not None:  # (one chunk: take is a quarter cheaper on it)
+                    rec = rec.combine_chunks().take(pa.array(order))
                     pair = None if pair is None else pair[order]
                 elif pair is None and rec.num_rows:
                     pair = np.zeros(rec.num_rows, np.int64)
@@ -848,9 +848,10 @@ def _drop_null_columns(t: pa.Table) -> pa.Table:
 
 
 NO_DICTIONARY = frozenset({*PARQUET_NO_DICTIONARY, "first_ts", "last_ts", "inner_src",
-                           "inner_dst"})
+                           "inner_dst", "vni"})
 """Columns written without a dictionary: nearly-unique values (timestamps, hashed source
-ports), and the addresses files are sorted by (their runs compress as well without one).
+ports), the addresses files are sorted by (their runs compress as well without one), and
+VNIs (in flow order, runs again).
 Measured on bench/store_ingest.py's batches: a third less encoding CPU than dictionaries
 everywhere, and 15% smaller files."""
 

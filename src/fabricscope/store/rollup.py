@@ -316,6 +316,36 @@ def _pair_words(t: pa.Table) -> list[np.ndarray]:
     return words
 
 
+def _sort_rows(words: list[np.ndarray]) -> np.ndarray:
+    """An order of distinct rows by their unsigned words, most significant first: constant
+    words are skipped, and narrow ones (IPv4-mapped addresses) are packed, after taking
+    their minimum off, into as few 64-bit sort keys as they fit in."""
+    keys: list[np.ndarray] = []
+    cur: np.ndarray | None = None
+    used = 0
+    for w in words:
+        w = w.astype(np.uint64, copy=False)
+        lo, hi = int(w.min()), int(w.max())
+        if lo == hi:
+            continue
+        bits = (hi - lo).bit_length()
+        v = w - np.uint64(lo)
+        if cur is not None and used + bits <= 64:
+            cur = (cur << np.uint64(bits)) | v
+            used += bits
+        else:
+            if cur is not None:
+                keys.append(cur)
+            cur, used = v, bits
+    if cur is not None:
+        keys.append(cur)
+    if not keys:
+        return np.arange(len(words[0]) if words else 0)
+    if len(keys) == 1:
+        return np.argsort(keys[0])
+    return np.lexsort(tuple(reversed(keys)))
+
+
 def trace_sort(t: pa.Table, step_ns: int | None = None
                ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Row order by (``ts // step_ns``, inner_src, inner_dst, ts) — with a partition step,
@@ -340,7 +370,7 @@ def trace_sort(t: pa.Table, step_ns: int | None = None
     if words:
         ids, firsts = _factorize(tuple(np.require(w, np.uint64, "C") for w in words))
         pairs = len(firsts)
-        by = np.lexsort(tuple(w[firsts] for w in reversed(words)))  # distinct pairs
+        by = _sort_rows([w[firsts] for w in words])  # the distinct pairs
         prank = np.empty(pairs, np.int64)
         prank[by] = np.arange(pairs)
         rank = prank[ids]
