@@ -12,15 +12,14 @@ step per record:
   ``out_peer``: the sFlow agent's device, the interfaces its ifIndexes name, the links
   plugged into them and what is at their far end (``spine-1:eth1``, ``hv-3:eth0``).
 
-How: the inventory is constant between two of its change times (``epochs``). Each record
-gets its epoch with ``np.searchsorted`` over the change times. The key columns of the batch
-(addresses, VNI, encapsulation, agent, ifIndex) plus the epoch are factorised with Arrow's
-hash-based ``dictionary_encode``, so only the *distinct* keys are resolved: against NumPy
-key tables built per epoch (an open-addressing hash table on a 64-bit mix of the key,
-verified component by component, so the answer is exact). The answers are gathered back to every
-record. The per-epoch key arrays are built by asking the Inventory's own lookups for every
-identity it knows, so the vectorised answers are the scalar lookups' answers (declared
-facts first, nothing for ambiguous keys).
+How: the inventory is constant between two of its change times (``epochs``). Per epoch and
+kind of key, a ``KeyIndex`` is built by asking the Inventory's own lookups for every
+identity it knows, so the answers are the scalar lookups' answers (declared facts first,
+nothing for ambiguous keys); its keys are packed into open-addressing slot tables. The
+numba kernels of ``enrich_kernels`` then walk the records: each record's epoch (a running
+pointer over the change times), its key components read straight from the Arrow buffers,
+probes with every component compared (exact), the scalar lookups' fallback order. The
+answer ids become dictionary codes with one gather per output column.
 
 Output columns are dictionary-encoded strings, null where the inventory knows nothing
 (presenters fall back to the raw identity).
