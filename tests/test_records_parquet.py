@@ -1,4 +1,4 @@
-"""records/parquet.py: the threaded Parquet sink writes exactly the batches it was given."""
+"""records/parquet.py: the Parquet sink writes exactly the batches it was given."""
 
 from __future__ import annotations
 
@@ -26,10 +26,9 @@ def _batch(lo: int, n: int) -> pa.RecordBatch:
     ], schema=SCHEMA)
 
 
-@pytest.mark.parametrize("thread", [True, False])
-def test_round_trip_keeps_rows_order_and_nulls(tmp_path: Path, thread: bool) -> None:
+def test_round_trip_keeps_rows_order_and_nulls(tmp_path: Path) -> None:
     path = tmp_path / "out.parquet"
-    sink = ParquetSink(str(path), SCHEMA, row_group=1000, thread=thread)
+    sink = ParquetSink(str(path), SCHEMA, row_group=1000)
     batches = [_batch(0, 700), _batch(700, 0), _batch(700, 900), _batch(1600, 1234)]
     for b in batches:
         assert sink.write(b) == b.num_rows

@@ -135,8 +135,8 @@ class _Sink:
 
     def write(self, batch: Any) -> int:
         if self.fmt is Format.parquet:
-            # row groups of 16k records, dictionaries where values repeat, written by a
-            # background thread while the next batches are decoded (records/parquet.py)
+            # row groups of 16k records, dictionaries only where values repeat
+            # (records/parquet.py)
             from fabricscope.records.parquet import ParquetSink
 
             if "ifindex" in batch.schema.names:  # sFlow counter rows: their own file
