@@ -1,5 +1,6 @@
 """A one-shot query does not pay for what it does not use: reading a store and tracing
-import neither numba (the decoder's JIT) nor pandas (pulled in by some pyarrow calls)."""
+import neither numba (the decoder's JIT) nor pandas (pulled in by some pyarrow calls),
+nor networkx when there is no inventory (no topology)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ r = query.trace(src, dst, db=st, inventory="none",
                 since=datetime(2020, 1, 1, tzinfo=timezone.utc),
                 until=datetime(2030, 1, 1, tzinfo=timezone.utc))
 print(json.dumps({"rows": n, "paths": len(r["paths"]),
-                  "numba": "numba" in sys.modules, "pandas": "pandas" in sys.modules}))
+                  "numba": "numba" in sys.modules, "pandas": "pandas" in sys.modules,
+                  "networkx": "networkx" in sys.modules}))
 """
 
 
@@ -40,3 +42,4 @@ def test_reading_a_store_and_tracing_import_neither_numba_nor_pandas(tmp_path: P
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["rows"] > 0 and got["paths"] >= 1  # the whole trace ran
     assert (got["numba"], got["pandas"]) == (False, False)
+    assert got["networkx"] is False  # no inventory: no topology graph to build

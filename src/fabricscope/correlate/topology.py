@@ -15,19 +15,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import networkx as nx
-
 if TYPE_CHECKING:
+    import networkx as nx
+
     from fabricscope.inventory import Inventory
 
 Node = tuple[str, str]
 MAX_CANDIDATES = 16
 
 
-def build_graph(inv: Inventory | None, at: datetime) -> nx.Graph:
-    g = nx.Graph()
+def build_graph(inv: Inventory | None, at: datetime) -> nx.Graph | None:
+    """The underlay at ``at`` (devices, hosts, links); ``None`` without an inventory
+    (networkx is then not even imported: a quarter of a zero-config trace's start)."""
     if inv is None:
-        return g
+        return None
+    import networkx as nx
+
+    g = nx.Graph()
     for d in inv.facts("devices", at):
         g.add_node(("dev", d.key))
     for h in inv.facts("hosts", at):
@@ -66,10 +70,11 @@ def _edge_if(g: nx.Graph, node: Node, other: Node) -> str | None:
     return None if data is None else data["ifs"].get(node)
 
 
-def fill_gap(g: nx.Graph, a: Anchor, b: Anchor) -> list[Filled]:
+def fill_gap(g: nx.Graph | None, a: Anchor, b: Anchor) -> list[Filled]:
     """Inferred nodes strictly between anchors ``a`` and ``b`` (empty if adjacent/unknown)."""
-    if a.node is None or b.node is None or a.node == b.node:
+    if g is None or a.node is None or b.node is None or a.node == b.node:
         return []
+    import networkx as nx
     if a.node not in g or b.node not in g or g.has_edge(a.node, b.node):
         return []
     try:
@@ -102,10 +107,12 @@ def fill_gap(g: nx.Graph, a: Anchor, b: Anchor) -> list[Filled]:
     return out
 
 
-def all_paths(g: nx.Graph, src: Node, dst: Node, limit: int = 64) -> list[list[Node]]:
+def all_paths(g: nx.Graph | None, src: Node, dst: Node, limit: int = 64
+              ) -> list[list[Node]]:
     """Every equal-cost underlay path between two nodes (for predict)."""
-    if src not in g or dst not in g:
+    if g is None or src not in g or dst not in g:
         return []
+    import networkx as nx
     try:
         out = []
         for p in nx.all_shortest_paths(g, src, dst):

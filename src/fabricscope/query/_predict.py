@@ -87,8 +87,8 @@ def predict(inv: Inventory | None, q: PredictQuery) -> dict[str, Any]:
     chains = matching_chains(inv, src, q.src, q.dst, q, at)
     groups: list[list[str]] = []
     for chain in chains:
-        for g in chain.groups:
-            groups.append(list(g.vnfs))
+        for grp in chain.groups:
+            groups.append(list(grp.vnfs))
     g = build_graph(inv, at)
     choices = list(itertools.islice(itertools.product(*groups), MAX_COMBOS)) if groups else [()]
     alternatives = []

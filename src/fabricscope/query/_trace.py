@@ -51,7 +51,7 @@ class TraceQuery:
 @dataclass
 class TraceContext:
     namer: Namer
-    graph: nx.Graph
+    graph: nx.Graph | None  # None: no inventory, no topology
     health: HealthFn | None
     window: Window
     inv: Inventory | None
@@ -212,7 +212,7 @@ def _hops_with_inferred(s: Segment, ctx: TraceContext, src_host: str | None,
     n = ctx.namer
     g = ctx.graph
     observed = [_hop_json(h, ctx, when, p) for h in s.hops]
-    if g.number_of_nodes() == 0:
+    if g is None or g.number_of_nodes() == 0:
         return observed
     anchors: list[tuple[Anchor, dict[str, Any] | None]] = []
     if src_host is not None:
