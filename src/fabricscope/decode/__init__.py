@@ -62,12 +62,15 @@ class PacketDecoder:
         from fabricscope.decode.walk import walk_batch
 
         n = len(frames)
-        m = new_matrix(n)
+        full = np.full((NSLOTS, padded_width(n)), -1, dtype=np.int64)
+        m = full[:, :n]
         ev = self.event_counts if count else np.zeros(NEVENTS_MAX, dtype=np.int64)
         if n:
+            # the whole (C-contiguous) matrix: the walk fills the first n columns; every
+            # caller passes the same array layout, so the walk compiles once
             walk_batch(frames.buf, frames.offset, frames.caplen, frames.wirelen, frames.ts_ns,
                        frames.linktype, frames.iface, frames.ts_prec, frames.file_offset,
-                       m, self.tables, self.params, ev)
+                       full, self.tables, self.params, ev)
         m[M_KIND, :n] = 0  # KIND_PACKET
         if count:
             self.frames += n
@@ -87,7 +90,7 @@ class PacketDecoder:
             self._chunk = np.empty((NSLOTS, padded_width(CHUNK)), dtype=np.int64)
         for a in range(0, n, CHUNK):
             b = min(n, a + CHUNK)
-            m = self._chunk[:, : b - a]
+            m = self._chunk  # whole: C-contiguous, the walk's only compiled layout
             m.fill(-1)
             walk_batch(frames.buf, frames.offset[a:b], frames.caplen[a:b],
                        frames.wirelen[a:b], frames.ts_ns[a:b], frames.linktype[a:b],

@@ -271,4 +271,8 @@ def walk_batch(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, wirelen:
         m[M_IFACE, i] = iface[i]
         m[M_TS_PREC, i] = ts_prec[i]
         m[M_FILE_OFF, i] = file_offset[i]
-        walk_frame(buf, st, st + caplen[i], linktype[i], m, i, s, tables, params, ev)
+        # np.int64: one compiled signature for every caller (link types come as int32
+        # here and int64 from the sFlow walk; each distinct signature compiles the whole
+        # walk and every layer decoder again)
+        walk_frame(buf, st, st + caplen[i], np.int64(linktype[i]), m, i, s, tables, params,
+                   ev)

@@ -463,7 +463,10 @@ def _flow_records(buf: np.ndarray, pos: int, send: int, m: np.ndarray, i: int,
                 ev[E.EV_UNKNOWN_HEADER_PROTOCOL] += 1
                 m[M_DEPTH, i] = 0
             else:
-                walk_frame(buf, hs, hs + hl, lt, m, i, s, tables, params, ev)
+                # np.int64(i): never a literal (a call with the constant first row
+                # compiled the packet walk once more, for Literal[int](0))
+                walk_frame(buf, hs, hs + hl, lt, m, np.int64(i),  # type: ignore[arg-type]
+                           s, tables, params, ev)
         elif f == REC_SWITCH:
             if rlen < 16:
                 _ev(ev, m, i, E.EV_BAD_RECORD_LENGTH, dg, k)
