@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fabricscope.decode.events import NEVENTS_MAX, counts_by_name
-from fabricscope.decode.slots import M_KIND, NSLOTS
+from fabricscope.decode.slots import M_KIND, NSLOTS, NX
 from fabricscope.decode.tables import DecodeConfig
 
 if TYPE_CHECKING:
@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["DecodeConfig", "PacketDecoder", "new_matrix"]
 
 
-CHUNK = 1024  # records decoded at a time by ``PacketDecoder.decode`` (a multiple of 8)
+CHUNK = 128  # records decoded at a time by ``PacketDecoder.decode`` (a multiple of 8):
+# its slot matrix (144 KB) stays in the level-2 cache between the walk and the packers
 
 
 def padded_width(n: int) -> int:
@@ -55,6 +56,7 @@ class PacketDecoder:
         self.event_counts = np.zeros(NEVENTS_MAX, dtype=np.int64)
         self.frames = 0
         self._chunk: np.ndarray | None = None
+        self._scratch = np.empty(NX, dtype=np.int64)  # the walk's per-frame scratch
 
     def decode_matrix(self, frames: FrameBatch, *, count: bool = True) -> np.ndarray:
         """The slot matrix of ``frames`` (a fresh one). ``count=False``: a second look at
@@ -70,7 +72,7 @@ class PacketDecoder:
             # caller passes the same array layout, so the walk compiles once
             walk_batch(frames.buf, frames.offset, frames.caplen, frames.wirelen, frames.ts_ns,
                        frames.linktype, frames.iface, frames.ts_prec, frames.file_offset,
-                       full, self.tables, self.params, ev)
+                       full, self.tables, self.params, ev, self._scratch)
         m[M_KIND, :n] = 0  # KIND_PACKET
         if count:
             self.frames += n
@@ -78,26 +80,23 @@ class PacketDecoder:
 
     def decode(self, frames: FrameBatch) -> pa.RecordBatch:
         """The record batch of ``frames`` (the same as ``packet_batch`` over
-        ``decode_matrix``), decoded ``CHUNK`` frames at a time into one small reused slot
-        matrix that stays in the CPU caches, each chunk packed at once into the batch's
-        typed columns: the full int64 matrix (1.3 KB a record) is never written out."""
-        from fabricscope.decode.walk import walk_batch
+        ``decode_matrix``): one compiled call walks ``CHUNK`` frames at a time into one
+        small reused slot matrix that stays in the CPU caches and packs each chunk at once
+        into the batch's typed columns (``decode/fused.py``): the full int64 matrix (1.2
+        KB a record) is never written out."""
+        from fabricscope.decode.fused import walk_and_pack
         from fabricscope.records.arrow import PacketColumns
 
         n = len(frames)
         out = PacketColumns(n)
         if self._chunk is None:
             self._chunk = np.empty((NSLOTS, padded_width(CHUNK)), dtype=np.int64)
-        for a in range(0, n, CHUNK):
-            b = min(n, a + CHUNK)
-            m = self._chunk  # whole: C-contiguous, the walk's only compiled layout
-            m.fill(-1)
-            walk_batch(frames.buf, frames.offset[a:b], frames.caplen[a:b],
-                       frames.wirelen[a:b], frames.ts_ns[a:b], frames.linktype[a:b],
-                       frames.iface[a:b], frames.ts_prec[a:b], frames.file_offset[a:b],
-                       m, self.tables, self.params, self.event_counts)
-            m[M_KIND] = 0  # KIND_PACKET
-            out.add(m, b - a, a, sflow=False)
+        if n:
+            out.nlayers = walk_and_pack(
+                frames.buf, frames.offset, frames.caplen, frames.wirelen, frames.ts_ns,
+                frames.linktype, frames.iface, frames.ts_prec, frames.file_offset,
+                self._chunk, CHUNK, self.tables, self.params, self.event_counts,
+                self._scratch, *out.fused_args(sflow=False))
         self.frames += n
         return out.finish(frames.buf)
 

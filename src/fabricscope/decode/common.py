@@ -19,53 +19,62 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 #: The decorator of every function the walk calls per frame: numba-compiled, cached, and
 #: without reference counting of its array arguments (they never allocate; counting took
 #: half the walk's time, see walk.py).
-per_frame: Callable[[_F], _F] = njit(cache=True, _nrt=False)  # type: ignore[call-overload]
+per_frame: Callable[[_F], _F] = njit(cache=True, _nrt=False, inline="always")  # type: ignore[call-overload]
+_rare: Callable[[_F], _F] = njit(cache=True, _nrt=False)  # type: ignore[call-overload]
 
 IPV4_MAPPED_PREFIX = np.int64(0xFFFF) << np.int64(32)
 
 
+# Reads index with unsigned integers: a signed index makes numba add a wraparound
+# (negative index) adjustment to every byte read; the callers have checked the bounds.
 @njit(inline="always", cache=True)
 def rd8(buf: np.ndarray, p: int) -> int:
-    return np.int64(buf[p])
+    return np.int64(buf[np.uint64(p)])
 
 
 @njit(inline="always", cache=True)
 def rd16(buf: np.ndarray, p: int) -> int:
-    return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
+    q = np.uint64(p)
+    return (np.int64(buf[q]) << 8) | np.int64(buf[q + np.uint64(1)])
 
 
 @njit(inline="always", cache=True)
 def rd24(buf: np.ndarray, p: int) -> int:
-    return (np.int64(buf[p]) << 16) | (np.int64(buf[p + 1]) << 8) | np.int64(buf[p + 2])
+    q = np.uint64(p)
+    return ((np.int64(buf[q]) << 16) | (np.int64(buf[q + np.uint64(1)]) << 8)
+            | np.int64(buf[q + np.uint64(2)]))
 
 
 @njit(inline="always", cache=True)
 def rd32(buf: np.ndarray, p: int) -> int:
+    q = np.uint64(p)
     return (
-        (np.int64(buf[p]) << 24)
-        | (np.int64(buf[p + 1]) << 16)
-        | (np.int64(buf[p + 2]) << 8)
-        | np.int64(buf[p + 3])
+        (np.int64(buf[q]) << 24)
+        | (np.int64(buf[q + np.uint64(1)]) << 16)
+        | (np.int64(buf[q + np.uint64(2)]) << 8)
+        | np.int64(buf[q + np.uint64(3)])
     )
 
 
 @njit(inline="always", cache=True)
 def rd64(buf: np.ndarray, p: int) -> int:
+    q = np.uint64(p)
     v = np.int64(0)
     for k in range(8):
-        v = (v << np.int64(8)) | np.int64(buf[p + k])
+        v = (v << np.int64(8)) | np.int64(buf[q + np.uint64(k)])
     return v
 
 
 @njit(inline="always", cache=True)
 def rd48(buf: np.ndarray, p: int) -> int:
+    q = np.uint64(p)
     v = np.int64(0)
     for k in range(6):
-        v = (v << np.int64(8)) | np.int64(buf[p + k])
+        v = (v << np.int64(8)) | np.int64(buf[q + np.uint64(k)])
     return v
 
 
-@per_frame
+@_rare
 def event(ev: np.ndarray, m: np.ndarray, i: int, code: int) -> None:
     """Count event ``code``; mark record ``i`` with it if it is its first error."""
     ev[code] += 1

@@ -254,13 +254,13 @@ def walk_frame(buf: np.ndarray, start: int, end: int, linktype: int, m: np.ndarr
     return depth
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def walk_batch(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray,
                ts_ns: np.ndarray, linktype: np.ndarray, iface: np.ndarray,
                ts_prec: np.ndarray, file_offset: np.ndarray, m: np.ndarray,
-               tables: np.ndarray, params: np.ndarray, ev: np.ndarray) -> None:
-    """Decode every frame of a capture batch; ``m`` must be pre-filled with -1."""
-    s = np.empty(NX, dtype=np.int64)
+               tables: np.ndarray, params: np.ndarray, ev: np.ndarray, s: np.ndarray) -> None:
+    """Decode every frame of a capture batch; ``m`` must be pre-filled with -1; ``s`` is
+    the scratch vector (``NX`` int64)."""
     n = offset.shape[0]
     for i in range(n):
         st = offset[i]

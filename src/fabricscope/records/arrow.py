@@ -330,6 +330,32 @@ class PacketColumns:
             self.nlayers = pack_layers(m, c, at, self.nlayers, self.offsets, self.layers,
                                         self.gof, self.glen)
 
+    def fused_args(self, sflow: bool) -> tuple[object, ...]:
+        """The column buffers in the argument order of ``decode.fused.walk_and_pack``:
+        per value width (1, 2, 4, 8 bytes) slots, rules, active flags, values, bits and
+        null counts; then the IP columns; then the tunnel layers."""
+        plan = self.plan
+        args: list[object] = []
+        for w, dt in _WDTYPE.items():
+            if w in plan.groups:
+                _pos, slots, rules = plan.groups[w]
+                on = plan.all_on[w] if sflow else plan.no_sflow[w]
+                args += [slots, rules, on, self.values[w], self.bits[w], self.nulls[w]]
+            else:  # no column of that width: empty groups, same types
+                e = np.zeros(0, np.int64)
+                args += [e, e, np.zeros(0, np.uint8), np.zeros((0, 1), dt),
+                         np.zeros((0, 1), np.uint8), e]
+        his, los, vers = plan.ip_slots
+        args += [his, los, vers, plan.ip_all_on if sflow else plan.ip_no_sflow,
+                 self.ip_values, self.ip_bits, self.ip_nulls]
+        layers = plan.tunnels or plan.geneve
+        if layers:
+            args += [True, self.offsets, self.layers, self.gof, self.glen]
+        else:
+            e = np.zeros(1, np.int64)
+            args += [False, np.zeros(1, np.int32), np.zeros((1, 1), np.int64), e, e]
+        return tuple(args)
+
     def _array(self, c: Column, data: np.ndarray, bits: np.ndarray, nulls: int) -> pa.Array:
         n = self.n
         nb = (n + 7) >> 3
