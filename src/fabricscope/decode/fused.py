@@ -16,14 +16,14 @@ Compiled without reference counting, like the walk it calls (see ``walk.py``).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from fabricscope.decode.common import no_refcount
 from fabricscope.decode.slots import M_KIND
 from fabricscope.decode.walk import walk_batch
 from fabricscope.records.packing import pack_ips, pack_layers, pack_scalars
 
 
-@njit(cache=True, _nrt=False)
+@no_refcount
 def walk_and_pack(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
                   wirelen: np.ndarray, ts_ns: np.ndarray, linktype: np.ndarray,
                   iface: np.ndarray, ts_prec: np.ndarray, file_offset: np.ndarray,

@@ -30,7 +30,7 @@ from numba import njit
 from fabricscope.decode import events as E
 from fabricscope.decode import protocols as P
 from fabricscope.decode.arp import decode_arp
-from fabricscope.decode.common import event, per_frame
+from fabricscope.decode.common import event, no_refcount, per_frame
 from fabricscope.decode.erspan import decode_erspan
 from fabricscope.decode.ethernet import decode_ethernet
 from fabricscope.decode.geneve import decode_geneve
@@ -254,7 +254,7 @@ def walk_frame(buf: np.ndarray, start: int, end: int, linktype: int, m: np.ndarr
     return depth
 
 
-@njit(cache=True, _nrt=False)
+@no_refcount
 def walk_batch(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray,
                ts_ns: np.ndarray, linktype: np.ndarray, iface: np.ndarray,
                ts_prec: np.ndarray, file_offset: np.ndarray, m: np.ndarray,

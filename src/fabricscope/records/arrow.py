@@ -9,7 +9,7 @@ name table, and the ``tunnels`` list is built from offsets and flattened struct 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import get_args
+from typing import Any, get_args
 
 import numpy as np
 import pyarrow as pa
@@ -330,12 +330,12 @@ class PacketColumns:
             self.nlayers = pack_layers(m, c, at, self.nlayers, self.offsets, self.layers,
                                         self.gof, self.glen)
 
-    def fused_args(self, sflow: bool) -> tuple[object, ...]:
+    def fused_args(self, sflow: bool) -> tuple[Any, ...]:
         """The column buffers in the argument order of ``decode.fused.walk_and_pack``:
         per value width (1, 2, 4, 8 bytes) slots, rules, active flags, values, bits and
         null counts; then the IP columns; then the tunnel layers."""
         plan = self.plan
-        args: list[object] = []
+        args: list[Any] = []
         for w, dt in _WDTYPE.items():
             if w in plan.groups:
                 _pos, slots, rules = plan.groups[w]

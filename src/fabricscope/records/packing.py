@@ -13,10 +13,11 @@ import numpy as np
 from numba import njit
 
 from fabricscope.decode import slots as S
+from fabricscope.decode.common import no_refcount
 from fabricscope.records.arrow import R_ALWAYS, R_BOOL, R_KIND, R_NONNEG, R_NOT_M1
 
 
-@njit(cache=True, _nrt=False)  # never allocates: no reference counting
+@no_refcount
 def pack_scalars(m: np.ndarray, c: int, at: int, slots: np.ndarray, rules: np.ndarray,
                   active: np.ndarray, out: np.ndarray, bits: np.ndarray,
                   nulls: np.ndarray) -> None:
@@ -86,7 +87,7 @@ def _bswap64(x: int) -> int:
     return ((x & 0x00000000FFFFFFFF) << 32) | ((x >> 32) & 0x00000000FFFFFFFF)
 
 
-@njit(cache=True, _nrt=False)  # never allocates: no reference counting
+@no_refcount
 def pack_ips(m: np.ndarray, c: int, at: int, his: np.ndarray, los: np.ndarray,
               vers: np.ndarray, active: np.ndarray, out: np.ndarray, bits: np.ndarray,
               nulls: np.ndarray) -> None:
@@ -119,7 +120,7 @@ def pack_ips(m: np.ndarray, c: int, at: int, his: np.ndarray, los: np.ndarray,
         nulls[k] += cnt
 
 
-@njit(cache=True, _nrt=False)  # never allocates: no reference counting
+@no_refcount
 def pack_layers(m: np.ndarray, c: int, at: int, pos: int, offsets: np.ndarray,
                  g: np.ndarray, gof: np.ndarray, glen: np.ndarray) -> int:
     """Tunnel layers of records 0..c-1, outermost first, as columns ``pos..`` of ``g``
