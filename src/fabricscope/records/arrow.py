@@ -278,6 +278,14 @@ def _plan(columns: Sequence[Column]) -> _Plan:
     return plan
 
 
+def _padded(n: int) -> int:
+    """Row length for ``n`` values: rounded up to 16, plus 8. Rows of a 2-D buffer whose
+    stride is a multiple of 4 KiB (16,384 or 65,536 values...) map the same position of
+    every row to the same cache set, so writing one value per row, as the packers do,
+    evicts the others (the slot matrix showed it: see ``decode.padded_width``)."""
+    return (max(n, 1) + 15) // 16 * 16 + 8
+
+
 class PacketColumns:
     """Typed column buffers for ``n`` records, filled from slot matrices chunk by chunk
     (``add``), then turned into a record batch (``finish``)."""
@@ -287,20 +295,22 @@ class PacketColumns:
             _ARROW_TYPES.update({t: arrow_type(t) for t in get_args(LogicalType)})
         self.n = n
         self.plan = _plan(columns)
-        nb = max((n + 7) >> 3, 1)
-        self.values = {w: np.empty((len(pos), max(n, 1)), _WDTYPE[w])
+        nb = _padded((n + 7) >> 3)
+        # rows padded off multiples of 4 KiB (see _padded): the packers write every
+        # column of a record, one row apart
+        self.values = {w: np.empty((len(pos), _padded(n)), _WDTYPE[w])
                        for w, (pos, _s, _r) in self.plan.groups.items()}
         self.bits = {w: np.empty((len(pos), nb), np.uint8)
                      for w, (pos, _s, _r) in self.plan.groups.items()}
         self.nulls = {w: np.zeros(len(pos), np.int64)
                       for w, (pos, _s, _r) in self.plan.groups.items()}
         k = len(self.plan.ips)
-        self.ip_values = np.empty((k, max(n, 1), 2), np.int64)
+        self.ip_values = np.empty((k, _padded(n), 2), np.int64)
         self.ip_bits = np.empty((k, nb), np.uint8)
         self.ip_nulls = np.zeros(k, np.int64)
         if self.plan.tunnels or self.plan.geneve:
             self.offsets = np.zeros(n + 1, np.int32)
-            self.layers = np.empty((S.NT, max(n * S.MAX_DEPTH, 1)), np.int64)
+            self.layers = np.empty((S.NT, _padded(n * S.MAX_DEPTH)), np.int64)
             self.gof = np.empty(max(n, 1), np.int64)
             self.glen = np.empty(max(n, 1), np.int64)
         self.nlayers = 0
