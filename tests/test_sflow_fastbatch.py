@@ -1,72 +1,129 @@
-"""The fused batch builder gives exactly ``records.arrow.packet_batch``'s batches."""
+"""The packers: batches built chunk by chunk, at any record position (the sFlow walk's
+chunks end wherever a datagram ends), and the fused walk-and-pack kernels of the packet
+and sFlow decoders, give exactly ``records.arrow.packet_batch``'s batches over the whole
+slot matrix; the counters batch equals a reference built from ``records.arrow``'s
+helpers; no batch points into a decoder's reusable matrices."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from fabricscope.decode import slots as S
-from fabricscope.records.arrow import packet_batch
-from fabricscope.sflow.fastbatch import fast_packet_batch
+from fabricscope.records.arrow import PacketColumns, packet_batch
 
 
-def same(m: np.ndarray, n: int, buf: np.ndarray | None = None) -> None:
-    a = packet_batch(m, n, buf)
-    b = fast_packet_batch(m, n, buf)
+def same(a: pa.RecordBatch, b: pa.RecordBatch) -> None:
     assert a.schema.equals(b.schema)
+    assert a.num_rows == b.num_rows
     for name in a.schema.names:
         assert a.column(name).equals(b.column(name)), name
         assert a.column(name).null_count == b.column(name).null_count, name
 
 
-def test_random_matrices() -> None:
+def chunked(m: np.ndarray, n: int, cuts: list[int], buf: np.ndarray | None = None
+            ) -> pa.RecordBatch:
+    """The batch of ``m``'s first ``n`` records, added at the given cut points."""
+    pc = PacketColumns(n)
+    edges = [0, *cuts, n]
+    for a, b in zip(edges, edges[1:], strict=False):
+        # each chunk as a matrix of its own, as the walks hand them over
+        pc.add(np.ascontiguousarray(m[:, a:b]), b - a, a)
+    return pc.finish(buf)
+
+
+def random_matrix(rng: np.random.Generator, n: int) -> np.ndarray:
+    m = np.full((S.NSLOTS, n + 5), -1, np.int64)
+    for s in range(S.NSLOTS):
+        pick = rng.random(n) < rng.random()
+        vals = rng.integers(-3, 2**40, n)
+        vals[rng.random(n) < 0.1] = rng.integers(-(2**63), 2**63 - 1, 1)[0]
+        m[s, :n] = np.where(pick, vals, -1)
+    m[S.M_DEPTH, :n] = rng.integers(-1, 6, n)
+    m[S.M_GENEVE_OFF, :n] = -1
+    for k in range(S.MAX_DEPTH):
+        m[S.tun_slot(k, S.T_TYPE), :n] = rng.integers(0, 10, n)
+        m[S.tun_slot(k, S.T_IPVER), :n] = rng.choice([-1, 4, 6], n)
+    for slot in (S.WIRE + S.H_IPVER, S.INNER + S.H_IPVER, S.S_AGENT_VER):
+        m[slot, :n] = rng.choice([-1, 0, 4, 6], n)
+    m[S.M_KIND, :n] = rng.integers(-1, 3, n)
+    m[S.M_ERROR, :n] = rng.integers(-1, 70, n)
+    return m
+
+
+def test_random_matrices_any_chunking() -> None:
     rng = np.random.default_rng(7)
     for n in (0, 1, 7, 8, 9, 100, 1000):
-        m = np.full((S.NSLOTS, n + 5), -1, np.int64)
-        for s in range(S.NSLOTS):
-            pick = rng.random(n) < rng.random()
-            vals = rng.integers(-3, 2**40, n)
-            vals[rng.random(n) < 0.1] = rng.integers(-(2**63), 2**63 - 1, 1)[0]
-            m[s, :n] = np.where(pick, vals, -1)
-        m[S.M_DEPTH, :n] = rng.integers(-1, 6, n)
-        m[S.M_GENEVE_OFF, :n] = -1
-        for k in range(S.MAX_DEPTH):
-            t = S.tun_slot(k, S.T_TYPE)
-            m[t, :n] = rng.integers(0, 10, n)
-            m[S.tun_slot(k, S.T_IPVER), :n] = rng.choice([-1, 4, 6], n)
-        for slot in (S.WIRE + S.H_IPVER, S.INNER + S.H_IPVER, S.S_AGENT_VER):
-            m[slot, :n] = rng.choice([-1, 0, 4, 6], n)
-        m[S.M_KIND, :n] = rng.integers(-1, 3, n)
-        m[S.M_ERROR, :n] = rng.integers(-1, 70, n)
-        same(m, n)
+        m = random_matrix(rng, n)
+        want = packet_batch(m, n)
+        for _ in range(4):
+            k = int(rng.integers(0, 12)) if n > 1 else 0
+            cuts = sorted({int(x) for x in rng.integers(1, max(n, 2), k)} - {0, n})
+            same(chunked(m, n, cuts), want)
+        if n > 3:
+            same(chunked(m, n, [1, 2, 3]), want)  # chunks of one record, unaligned
 
 
-def test_decoded_samples(shared_captures: Path) -> None:
+def test_unaligned_chunk_does_not_clear_earlier_bits() -> None:
+    """A chunk starting inside a bitmap byte ORs its bits in: the records before it in
+    the same byte stay valid (a plain store of the byte would drop them)."""
+    n = 16
+    m = np.full((S.NSLOTS, n), -1, np.int64)
+    m[S.WIRE + S.H_SPORT, :n] = np.arange(n)
+    m[S.WIRE + S.H_SPORT, 5] = -1
+    for cuts in ([3], [3, 4], [1, 9, 10], [7, 8]):
+        b = chunked(m, n, cuts)
+        got = b.column("sport").to_pylist()
+        assert got == [None if i == 5 else i for i in range(n)], cuts
+
+
+def test_decoded_frames_fused_equals_matrix(shared_captures: Path) -> None:
+    """``PacketDecoder.decode`` (walk and pack fused, chunk by chunk) gives the batch
+    built from the whole slot matrix."""
     from fabricscope.capture.reader import open_capture
     from fabricscope.decode import PacketDecoder
 
     dec = PacketDecoder()
+    ref = PacketDecoder()
     for p in sorted(shared_captures.rglob("*.pcap")):
         with open_capture(p) as cap:
             for frames in cap:
-                m = dec.decode_matrix(frames)
-                same(m, len(frames), frames.buf)
+                got = dec.decode(frames)
+                want = packet_batch(ref.decode_matrix(frames), len(frames), frames.buf)
+                same(got, want)
 
 
 @pytest.mark.parametrize("n", [1, 333, 4096])
-def test_synthetic_sflow(n: int) -> None:
+def test_synthetic_sflow_fused_equals_matrix(n: int) -> None:
+    """The sFlow decoder's batch (datagrams walked and packed a chunk at a time) equals
+    the batch of one walk of every datagram into a whole slot matrix."""
+    from fabricscope.decode.slots import NSLOTS, NX
     from fabricscope.sflow import SflowDecoder
-    from fabricscope.sflow.decoder import MatrixPool
+    from fabricscope.sflow.datagram import NT_SCRATCH, walk_datagrams
     from fabricscope.sflow.encode import synthetic_datagrams
+    from fabricscope.sflow.layout import NCSLOTS, ND, NQ
 
     buf, off, ln = synthetic_datagrams(n)
+    ts = np.arange(n, dtype=np.int64)
     dec = SflowDecoder()
-    dec.decode_payloads(buf, off, ln, np.zeros(n, np.int64))
-    pool: MatrixPool = dec._mpool
-    rows = int(dec.records)
-    same(pool.m, rows, buf)
+    recs, _cnts = dec.decode_payloads(buf, off, ln, ts)
+    assert recs.num_rows == 7 * n
+
+    cap = 8 * n
+    m = np.full((NSLOTS, cap), -1, np.int64)
+    cm = np.full((NCSLOTS, cap), -1, np.int64)
+    sq = np.full((NQ, 2 * cap), -1, np.int64)
+    dg = np.full((ND, n), -1, np.int64)
+    k, i, _j, _q = walk_datagrams(
+        buf, np.asarray(off, np.int64), np.asarray(ln, np.int64), np.zeros(n, np.int64),
+        ts, np.full(n, 6, np.int64), np.arange(n, dtype=np.int64), 0, 0, m, cap, cm, cap,
+        sq, dg, dec.tables, dec.params, np.zeros_like(dec.event_counts),
+        np.empty(NX, np.int64), np.empty(NT_SCRATCH, np.int64), 0, 0)
+    assert (k, i) == (n, 7 * n)
+    same(recs, packet_batch(m, i, buf))
 
 
 def test_counters_and_no_shared_memory() -> None:
@@ -99,5 +156,7 @@ def test_counters_and_no_shared_memory() -> None:
         for col in batch.columns:
             for chunk_buf in col.buffers():
                 if chunk_buf is not None:
-                    assert not dec._mpool.owns(chunk_buf.address)
+                    assert dec._chunk is not None
+                    base = dec._chunk.ctypes.data
+                    assert not base <= chunk_buf.address < base + dec._chunk.nbytes
                     assert not dec._cpool.owns(chunk_buf.address)

@@ -300,13 +300,13 @@ class PacketColumns:
         # column of a record, one row apart
         self.values = {w: np.empty((len(pos), _padded(n)), _WDTYPE[w])
                        for w, (pos, _s, _r) in self.plan.groups.items()}
-        self.bits = {w: np.empty((len(pos), nb), np.uint8)
+        self.bits = {w: np.zeros((len(pos), nb), np.uint8)  # the packers OR bits in
                      for w, (pos, _s, _r) in self.plan.groups.items()}
         self.nulls = {w: np.zeros(len(pos), np.int64)
                       for w, (pos, _s, _r) in self.plan.groups.items()}
         k = len(self.plan.ips)
         self.ip_values = np.empty((k, _padded(n), 2), np.int64)
-        self.ip_bits = np.empty((k, nb), np.uint8)
+        self.ip_bits = np.zeros((k, nb), np.uint8)
         self.ip_nulls = np.zeros(k, np.int64)
         if self.plan.tunnels or self.plan.geneve:
             self.offsets = np.zeros(n + 1, np.int32)
@@ -317,13 +317,10 @@ class PacketColumns:
         self.skip: set[int] = set()
 
     def add(self, m: np.ndarray, c: int, at: int = 0, *, sflow: bool = True) -> None:
-        """Records ``at .. at + c`` from the first ``c`` columns of slot matrix ``m``
-        (``at`` a multiple of 8). ``sflow=False``: the records are plain packets, whose
+        """Records ``at .. at + c`` from the first ``c`` columns of slot matrix ``m``. ``sflow=False``: the records are plain packets, whose
         sFlow slots are all absent: they are not read."""
         if c <= 0:
             return
-        if at % 8:
-            raise ValueError("records must be added at a multiple of 8")
         from fabricscope.records.packing import pack_ips, pack_layers, pack_scalars
 
         plan = self.plan

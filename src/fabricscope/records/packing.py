@@ -17,21 +17,30 @@ from fabricscope.decode.common import no_refcount
 from fabricscope.records.arrow import R_ALWAYS, R_BOOL, R_KIND, R_NONNEG, R_NOT_M1
 
 
+@njit(inline="always", cache=True)
+def _ok(v: int, r: int) -> int:
+    if r == R_NONNEG:
+        return np.int64(v >= 0)
+    if r == R_NOT_M1:
+        return np.int64(v != -1)
+    return np.int64(v > 0)
+
+
 @no_refcount
 def pack_scalars(m: np.ndarray, c: int, at: int, slots: np.ndarray, rules: np.ndarray,
                   active: np.ndarray, out: np.ndarray, bits: np.ndarray,
                   nulls: np.ndarray) -> None:
     """Column k <- slot ``slots[k]`` of records 0..c-1 of ``m``, into ``out[k, at + i]``
-    (0 where absent), validity bits into ``bits[k]`` (``at`` is a multiple of 8), absent
-    count added to ``nulls[k]``. An inactive column (``active[k] == 0``: known absent,
-    e.g. sFlow slots of packet records) is not read: all absent. Branch-free inner
-    loops (the rule test is hoisted by the compiler): about 1 ns per value."""
+    (0 where absent), validity bits into ``bits[k]``, absent count added to ``nulls[k]``.
+    ``bits`` must start zeroed: a record that does not start a byte (``at`` not a
+    multiple of 8, as the sFlow walk's chunks end wherever a datagram ends) ORs its bit
+    in. An inactive column (``active[k] == 0``: known absent, e.g. sFlow slots of packet
+    records) is not read: all absent, its bits left zero. Branch-free inner loops on
+    whole bytes (the rule test is hoisted by the compiler): about 1 ns per value."""
     for k in range(slots.shape[0]):
         o = out[k]
         bk = bits[k]
         if active[k] == 0:  # values left as they are: only read under a validity bit
-            for b in range((c + 7) >> 3):
-                bk[(at >> 3) + b] = 0
             nulls[k] += c
             continue
         row = m[slots[k]]
@@ -44,21 +53,24 @@ def pack_scalars(m: np.ndarray, c: int, at: int, slots: np.ndarray, rules: np.nd
                 elif r == R_BOOL:
                     v = 1 if v > 0 else 0
                 o[at + i] = v
-            for b in range((c + 7) >> 3):
-                bk[(at >> 3) + b] = 0xFF
+                bk[(at + i) >> 3] |= np.uint8(1 << ((at + i) & 7))
             continue
         cnt = np.int64(0)
-        full = c & ~7
-        for i0 in range(0, full, 8):  # whole bytes: a fixed 8-step loop the compiler unrolls
+        head = (8 - (at & 7)) & 7  # records up to the next whole byte
+        if head > c:
+            head = c
+        for i in range(head):
+            v = row[i]
+            ok = _ok(v, r)
+            o[at + i] = v * ok
+            bk[(at + i) >> 3] |= np.uint8(ok << ((at + i) & 7))
+            cnt += 1 - ok
+        full = head + ((c - head) & ~7)
+        for i0 in range(head, full, 8):  # whole bytes: a fixed 8-step loop, unrolled
             byte = np.int64(0)
             for b in range(8):
                 v = row[i0 + b]
-                if r == R_NONNEG:
-                    ok = np.int64(v >= 0)
-                elif r == R_NOT_M1:
-                    ok = np.int64(v != -1)
-                else:
-                    ok = np.int64(v > 0)
+                ok = _ok(v, r)
                 o[at + i0 + b] = v * ok
                 byte |= ok << b
                 cnt += 1 - ok
@@ -67,12 +79,7 @@ def pack_scalars(m: np.ndarray, c: int, at: int, slots: np.ndarray, rules: np.nd
             byte = np.int64(0)
             for b in range(c - full):
                 v = row[full + b]
-                if r == R_NONNEG:
-                    ok = np.int64(v >= 0)
-                elif r == R_NOT_M1:
-                    ok = np.int64(v != -1)
-                else:
-                    ok = np.int64(v > 0)
+                ok = _ok(v, r)
                 o[at + full + b] = v * ok
                 byte |= ok << b
                 cnt += 1 - ok
@@ -92,31 +99,24 @@ def pack_ips(m: np.ndarray, c: int, at: int, his: np.ndarray, los: np.ndarray,
               vers: np.ndarray, active: np.ndarray, out: np.ndarray, bits: np.ndarray,
               nulls: np.ndarray) -> None:
     """IP column k: the (hi, lo) halves in network byte order into ``out[k, at + i, 0:2]``
-    (uint64 pairs: 16 bytes) where the version slot is > 0 (bits and nulls as in
-    :func:`pack_scalars`)."""
+    (uint64 pairs: 16 bytes) where the version slot is > 0 (bits, zeroed first, and nulls
+    as in :func:`pack_scalars`)."""
     for k in range(his.shape[0]):
         o = out[k]
         bk = bits[k]
         if active[k] == 0:
-            for b in range((c + 7) >> 3):
-                bk[(at >> 3) + b] = 0
             nulls[k] += c
             continue
         hrow = m[his[k]]
         lrow = m[los[k]]
         vrow = m[vers[k]]
         cnt = np.int64(0)
-        for i0 in range(0, c, 8):
-            byte = np.int64(0)
-            lim = 8 if i0 + 8 <= c else c - i0
-            for b in range(lim):
-                i = i0 + b
-                ok = np.int64(vrow[i] > 0)
-                o[at + i, 0] = _bswap64(hrow[i] * ok)
-                o[at + i, 1] = _bswap64(lrow[i] * ok)
-                byte |= ok << b
-                cnt += 1 - ok
-            bk[(at + i0) >> 3] = byte
+        for i in range(c):
+            ok = np.int64(vrow[i] > 0)
+            o[at + i, 0] = _bswap64(hrow[i] * ok)
+            o[at + i, 1] = _bswap64(lrow[i] * ok)
+            bk[(at + i) >> 3] |= np.uint8(ok << ((at + i) & 7))
+            cnt += 1 - ok
         nulls[k] += cnt
 
 

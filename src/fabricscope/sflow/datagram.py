@@ -80,7 +80,7 @@ import numpy as np
 from numba import njit
 
 from fabricscope.decode.common import IPV4_MAPPED_PREFIX as _V4MAP_NP
-from fabricscope.decode.common import rd32, rd48, rd64
+from fabricscope.decode.common import no_refcount, rd32, rd48, rd64
 from fabricscope.decode.events import TRUNC
 from fabricscope.decode.slots import (
     H_DPORT,
@@ -107,7 +107,6 @@ from fabricscope.decode.slots import (
     M_TRUNC,
     M_TS,
     M_TS_PREC,
-    NX,
     S_AGENT_HI,
     S_AGENT_LO,
     S_AGENT_VER,
@@ -151,7 +150,7 @@ from fabricscope.decode.slots import (
     S_UPTIME,
     WIRE,
 )
-from fabricscope.decode.walk import walk_frame
+from fabricscope.decode.walk import walk_frame_call
 from fabricscope.sflow import events as E
 from fabricscope.sflow.layout import (
     C_AGENT_HI,
@@ -274,6 +273,7 @@ _T_FLAGS = 12
 _T_TOS = 13
 _T_IPLEN = 14
 _NT = 15
+NT_SCRATCH = _NT  # length of the scratch vector ``t`` the walk takes
 
 # severities of the sFlow events, by code (kept here so that compiled code never depends
 # on the order in which event tables were registered)
@@ -289,7 +289,7 @@ def _pad4(n: int) -> int:
     return (n + 3) & ~3
 
 
-@njit(cache=True)
+@no_refcount
 def _ev(ev: np.ndarray, m: np.ndarray, i: int, code: int, dg: np.ndarray, k: int) -> None:
     """Count sFlow event ``code``; mark record ``i`` (if >= 0) and datagram ``k``."""
     ev[code] += 1
@@ -304,7 +304,7 @@ def _ev(ev: np.ndarray, m: np.ndarray, i: int, code: int, dg: np.ndarray, k: int
                 m[M_TRUNC, i] = 1
 
 
-@njit(cache=True)
+@no_refcount
 def _address(buf: np.ndarray, pos: int, end: int) -> tuple[int, int, int, int, int]:
     """XDR address at ``pos`` -> (status, version, hi, lo, new pos).
 
@@ -327,7 +327,7 @@ def _address(buf: np.ndarray, pos: int, end: int) -> tuple[int, int, int, int, i
     return 2, 0, 0, 0, pos
 
 
-@njit(cache=True)
+@no_refcount
 def _gateway(buf: np.ndarray, p: int, rend: int, m: np.ndarray, i: int, ev: np.ndarray,
              dg: np.ndarray, k: int) -> None:
     st, ver, hi, lo, p = _address(buf, p, rend)
@@ -375,7 +375,7 @@ def _gateway(buf: np.ndarray, p: int, rend: int, m: np.ndarray, i: int, ev: np.n
         _ev(ev, m, i, E.EV_COUNT_TOO_LARGE, dg, k)
 
 
-@njit(cache=True)
+@no_refcount
 def _sampled_ip(buf: np.ndarray, p: int, v6: bool, t: np.ndarray) -> None:
     """Sampled IPv4 (32 bytes) / IPv6 (56 bytes) record at ``p`` into scratch ``t``."""
     t[_T_IPLEN] = rd32(buf, p)
@@ -465,7 +465,7 @@ def _flow_records(buf: np.ndarray, pos: int, send: int, m: np.ndarray, i: int,
             else:
                 # np.int64(i): never a literal (a call with the constant first row
                 # compiled the packet walk once more, for Literal[int](0))
-                walk_frame(buf, hs, hs + hl, lt, m, np.int64(i),  # type: ignore[arg-type]
+                walk_frame_call(buf, hs, hs + hl, lt, m, np.int64(i),  # type: ignore[arg-type]
                            s, tables, params, ev)
         elif f == REC_SWITCH:
             if rlen < 16:
@@ -574,7 +574,7 @@ def _flow_records(buf: np.ndarray, pos: int, send: int, m: np.ndarray, i: int,
                 m[WIRE + H_ETHERTYPE, i] = 0x0800 if t[_T_IPVER] == 4 else 0x86DD
 
 
-@njit(cache=True)
+@no_refcount
 def _counter_records(buf: np.ndarray, pos: int, send: int, cm: np.ndarray, j: int,
                      ev: np.ndarray, m: np.ndarray, dg: np.ndarray, k: int) -> None:
     if send - pos < 4:
@@ -717,30 +717,30 @@ def count_rows(buf: np.ndarray, pos: int, end: int, nsamp: int) -> tuple[int, in
     return nf, nc
 
 
-@njit(cache=True)
+@no_refcount
 def walk_datagrams(buf: np.ndarray, offset: np.ndarray, length: np.ndarray,
                    truncated: np.ndarray, ts_ns: np.ndarray, ts_prec: np.ndarray,
                    file_offset: np.ndarray, dgram_base: int, k0: int, m: np.ndarray,
                    cap_rec: int, cm: np.ndarray, cap_cnt: int, sq: np.ndarray,
                    dg: np.ndarray, tables: np.ndarray, params: np.ndarray,
-                   ev: np.ndarray) -> tuple[int, int, int, int]:
+                   ev: np.ndarray, s: np.ndarray, t: np.ndarray, j0: int,
+                   q0: int) -> tuple[int, int, int, int]:
     """Walk datagrams ``k0, k0 + 1, ...``, datagram ``k`` being
     ``buf[offset[k] : offset[k] + length[k]]``, until all are done or the next one's rows
-    would not fit: at most ``cap_rec`` records in ``m`` and ``cap_cnt`` counter rows in
-    ``cm`` (both pre-set to -1; ``sq`` has room for ``cap_rec + cap_cnt`` samples, ``dg``
-    one column per datagram, pre-set to -1). -> (next datagram, records, counter rows,
-    samples).
+    would not fit: at most ``cap_rec`` records in ``m`` (from column 0) and counter rows
+    in ``cm`` up to ``cap_cnt`` (from row ``j0``; both pre-set to -1; ``sq`` has room for
+    the samples from column ``q0``, ``dg`` one column per datagram, pre-set to -1).
+    ``s`` and ``t`` are scratch vectors (``NX`` and ``_NT`` int64). -> (next datagram,
+    records, next counter row, next sample column).
 
     ``truncated[k]`` is 1 when the datagram is known to be cut short (capture length below
     the wire length, a receive buffer too small): running past its end is then
     ``sflow_truncated_datagram`` rather than a bad length. The number of rows a datagram
     yields is counted from its sample headers (bytes that are there) before it is filled.
     """
-    s = np.empty(NX, dtype=np.int64)
-    t = np.empty(_NT, dtype=np.int64)
     i = 0  # next record
-    j = 0  # next counter row
-    q = 0  # next sequence column
+    j = j0  # next counter row
+    q = q0  # next sequence column
     nd = offset.shape[0]
     bufend = buf.shape[0]
     for k in range(k0, nd):

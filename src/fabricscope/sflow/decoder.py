@@ -31,15 +31,16 @@ from fabricscope.decode.slots import (
     M_PAYLOAD,
     M_PAYLOAD_END,
     NSLOTS,
+    NX,
     WIRE,
 )
 from fabricscope.decode.tables import DecodeConfig
-from fabricscope.records.arrow import empty_packet_batch
+from fabricscope.records.arrow import PacketColumns, empty_packet_batch
 from fabricscope.sflow import events as _events  # noqa: F401  (registers the event names)
 from fabricscope.sflow.accounting import Accounting
 from fabricscope.sflow.batch import counter_batch, empty_counter_batch
-from fabricscope.sflow.datagram import walk_datagrams
-from fabricscope.sflow.fastbatch import fast_packet_batch
+from fabricscope.sflow.datagram import NT_SCRATCH
+from fabricscope.sflow.fused import walk_and_pack_datagrams
 from fabricscope.sflow.layout import NCSLOTS, ND, NQ
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ def padded_width(n: int) -> int:
 
 
 _HUGE = 2 << 20
+#: records walked at a time into the small slot matrix (more when one datagram can hold more)
+CHUNK = 256
 
 
 class MatrixPool:
@@ -109,8 +112,10 @@ class SflowDecoder:
         self.max_batch_records = max(int(max_batch_records), 1)
         self.datagrams = 0
         """Datagrams decoded so far (also the running datagram index)."""
-        self._mpool = MatrixPool(NSLOTS)
         self._cpool = MatrixPool(NCSLOTS)
+        self._chunk: np.ndarray | None = None  # the walk's small slot matrix
+        self._s = np.empty(NX, np.int64)  # the walk's scratch vectors
+        self._t = np.empty(NT_SCRATCH, np.int64)
         # learnt from the previous call: datagram bytes per record and per counter row
         self._bytes_per_record = 200
         self._bytes_per_counter = 2000
@@ -185,21 +190,27 @@ class SflowDecoder:
         if peer_ver is not None and peer_hi is not None and peer_lo is not None:
             peers = (peer_ver, peer_hi, peer_lo)
         k = 0
+        chunk = max(CHUNK, floor)
+        if self._chunk is None or self._chunk.shape[1] < chunk:
+            self._chunk = np.empty((NSLOTS, padded_width(chunk)), np.int64)
         while k < nd:
             cap_r = max(min(est_r, self.max_batch_records), floor)
             cap_c = max(min(est_c, self.max_batch_records), floor)
-            m = self._mpool.get(cap_r)
+            out = PacketColumns(cap_r)
             cm = self._cpool.get(cap_c)
             sq = np.full((NQ, cap_r + cap_c), -1, dtype=np.int64)
-            k2, i, j, q = walk_datagrams(buf, offset, length, truncated, ts_ns, ts_prec,
-                                         file_offset, self.datagrams, k, m, cap_r, cm,
-                                         cap_c, sq, dg, self.tables, self.params,
-                                         self.event_counts)
+            k2, i, j, q, nl = walk_and_pack_datagrams(
+                buf, offset, length, truncated, ts_ns, ts_prec, file_offset,
+                self.datagrams, k, self._chunk, chunk, cap_r, cm, cap_c, sq, dg,
+                self.tables, self.params, self.event_counts, self._s, self._t,
+                *out.fused_args(sflow=True))
             self.accounting.update(dg, nd, sq, q, k0=k, k1=k2, peers=peers)
             self.records += i
             self.counter_rows += j
-            recs.append(fast_packet_batch(m, i, buf))  # copies: m can be reused
-            cnts.append(counter_batch(cm, j, buf))
+            out.n = i
+            out.nlayers = nl
+            recs.append(out.finish(buf))
+            cnts.append(counter_batch(cm, j, buf))  # copies: cm can be reused
             est_r = max(est_r - i, 64)
             est_c = max(est_c - j, 16)
             k = k2

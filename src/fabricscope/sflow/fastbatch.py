@@ -1,17 +1,14 @@
-"""The packet-record Arrow batch from a slot matrix, with fused numba column passes.
-
-Same result as ``records.arrow.packet_batch`` (same schema, same values, same nulls: a
-test compares them on real and random matrices), built faster for large batches:
+"""Arrow batches from a slot matrix with fused numba column passes: the sFlow counters.
 
 * one numba pass per column writes the typed values and the validity bitmap together
   (instead of NumPy's cast, compare, invert and Arrow's own mask packing), into one 2-D
   array per value width so every column is a zero-copy row of it;
-* a column with no value at all (most of the 88 for any given traffic: ICMP fields for
-  TCP, MPLS, QinQ, GENEVE options, extended gateway fields...) is found by a scan that
-  stops at its first value, and becomes a null array without being written;
-* the ``tunnels`` list gathers its layers in one pass.
+* a column with no value at all is found by a scan that stops at its first value, and
+  becomes a null array without being written.
 
-The sFlow decoder uses it for every batch; the packet path may too.
+``sflow/batch.py`` builds the counters batch with it (a test compares it with a
+reference built from ``records.arrow``'s helpers). Flow and discard samples are packed
+chunk by chunk during the walk instead (``sflow/fused.py``, ``records/packing.py``).
 """
 
 from __future__ import annotations
@@ -22,18 +19,12 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from fabricscope.decode import slots as S
-from fabricscope.decode.events import EV_NAMES
-from fabricscope.decode.protocols import TUNNEL_NAMES
 from fabricscope.records.arrow import (
     IP_TYPE,
     TS_TYPE,
-    TUNNEL_STRUCT,
-    TUNNELS_TYPE,
-    _geneve_array,
     arrow_type,
 )
-from fabricscope.records.schema import KIND_NAMES, PACKET_COLUMNS, TUNNEL_FIELDS, Column
+from fabricscope.records.schema import Column
 
 # validity rules
 R_NONNEG = 0  # v >= 0 (u8/u16/u32)
@@ -44,8 +35,6 @@ R_KIND = 4  # kind codes: < 0 -> 0, always valid
 
 _WIDTH = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "i64": 8, "mac": 8, "ts": 8, "str": 2}
 _DTYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.int64}
-_DICT_NAMES: dict[str, Sequence[str]] = {"encap": TUNNEL_NAMES, "error": EV_NAMES,
-                                         "kind": KIND_NAMES}
 
 
 @njit(cache=True)
@@ -146,23 +135,6 @@ def _fill_ip(m: np.ndarray, his: np.ndarray, los: np.ndarray, vers: np.ndarray, 
         nulls[c] = cnt
 
 
-@njit(cache=True)
-def _gather_layers(m: np.ndarray, n: int, depth: np.ndarray, offsets: np.ndarray,
-                   g: np.ndarray) -> None:
-    """Every tunnel layer of every record, outermost first, as columns of ``g``
-    (NT rows, one column per layer)."""
-    j = 0
-    for i in range(n):
-        d = depth[i]
-        offsets[i] = j
-        for k in range(d):
-            base = S.TUN + k * S.NT
-            for f in range(S.NT):
-                g[f, j] = m[base + f, i]
-            j += 1
-    offsets[n] = j
-
-
 _NULLS: dict[pa.DataType, pa.Array] = {}
 
 
@@ -250,40 +222,3 @@ class Plan:
                 arrays[pos] = _primitive(IP_TYPE, n, out8[j].reshape(-1).view(np.uint8),
                                          bm[j, :nb], int(nulls[j]))
         return arrays
-
-
-_PACKET_PLAN = Plan(PACKET_COLUMNS, _DICT_NAMES)
-_TUNNEL_COLUMNS = tuple(
-    Column(name, t, "tunnel", "", slot=f,
-           ip=(f, f + 1, S.T_IPVER) if t == "ip" else None)
-    for name, t, f in TUNNEL_FIELDS)
-_TUNNEL_PLAN = Plan(_TUNNEL_COLUMNS, {"type": TUNNEL_NAMES})
-
-
-def _tunnels(m: np.ndarray, n: int) -> pa.Array:
-    depth = np.clip(m[S.M_DEPTH, :n], 0, S.MAX_DEPTH)
-    offsets = np.zeros(n + 1, np.int32)
-    total = int(depth.sum())
-    g = np.empty((S.NT, max(total, 1)), np.int64)
-    _gather_layers(m, n, depth, offsets, g)
-    children = _TUNNEL_PLAN.build(g, total)
-    struct = pa.StructArray.from_arrays(children, fields=list(TUNNEL_STRUCT))
-    return pa.ListArray.from_arrays(pa.array(offsets), struct, type=TUNNELS_TYPE)
-
-
-def fast_packet_batch(m: np.ndarray, n: int, buf: np.ndarray | None = None
-                      ) -> pa.RecordBatch:
-    """``records.arrow.packet_batch(m, n, buf)``, faster (see the module doc). No buffer
-    of the result shares memory with ``m``: the matrix can be reused at once."""
-    arrays = _PACKET_PLAN.build(m, n)
-    for pos, c in enumerate(PACKET_COLUMNS):
-        if c.type == "tunnels":
-            arrays[pos] = _tunnels(m, n)
-        elif c.type == "bin":
-            arrays[pos] = (_geneve_array(m, n, buf) if buf is not None
-                           and (m[S.M_GENEVE_OFF, :n] >= 0).any() else nulls_of(pa.binary(), n))
-        elif c.type == "bool":
-            v = m[c.slot, :n] > 0
-            arrays[pos] = pa.Array.from_buffers(
-                pa.bool_(), n, [None, pa.py_buffer(np.packbits(v, bitorder="little"))])
-    return pa.RecordBatch.from_arrays(arrays, schema=_PACKET_PLAN.schema)
