@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import IPV4_MAPPED_PREFIX, event, per_frame, rd16, rd32
+from fabricscope.decode.common import IPV4_MAPPED_PREFIX, event, per_frame, rd8, rd16, rd32
 from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import H_DST_HI, H_DST_LO, H_IPVER, H_SRC_HI, H_SRC_LO
 
@@ -29,8 +29,8 @@ def decode_arp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray
         event(ev, m, i, E.EV_TRUNCATED_ARP)
         return pos, P_END
     ptype = rd16(buf, pos + 2)
-    hlen = np.int64(buf[pos + 4])
-    plen = np.int64(buf[pos + 5])
+    hlen = rd8(buf, pos + 4)
+    plen = rd8(buf, pos + 5)
     if ptype != 0x0800 or plen != 4:
         return pos + 8, P_END
     need = 8 + 2 * hlen + 2 * plen

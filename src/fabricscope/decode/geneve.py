@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, per_frame, rd16, rd24, rd32
+from fabricscope.decode.common import event, per_frame, rd8, rd16, rd24, rd32
 from fabricscope.decode.protocols import P_END, TUN_GENEVE
 from fabricscope.decode.slots import X_PT_A, X_PT_B, X_PT_GLEN, X_PT_GOFF, X_PT_TYPE, X_PT_VNI
 from fabricscope.decode.tables import T_ETHERTYPE
@@ -45,13 +45,13 @@ OVN_TYPE = 0x80
 @per_frame
 def decode_geneve(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                   ev: np.ndarray, tables: np.ndarray) -> tuple[int, int]:
-    if end > pos and np.int64(buf[pos]) >> 6 != 0:  # version != 0: stays plain UDP
+    if end > pos and rd8(buf, pos) >> 6 != 0:  # version != 0: stays plain UDP
         event(ev, m, i, E.EV_GENEVE_FALLBACK)
         return pos, P_END
     if end - pos < 8:  # cut by the capture, or too short to be GENEVE
         event(ev, m, i, E.EV_TRUNCATED_GENEVE if udp_cut(buf, pos, end) else E.EV_GENEVE_FALLBACK)
         return pos, P_END
-    b0 = np.int64(buf[pos])
+    b0 = rd8(buf, pos)
     optlen = (b0 & 0x3F) * 4
     proto = rd16(buf, pos + 2)
     s[X_PT_TYPE] = TUN_GENEVE
@@ -69,8 +69,8 @@ def decode_geneve(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndar
             event(ev, m, i, E.EV_GENEVE_BAD_OPTION)
             return oend, P_END
         cls = rd16(buf, p)
-        typ = np.int64(buf[p + 2])
-        olen = (np.int64(buf[p + 3]) & 0x1F) * 4
+        typ = rd8(buf, p + 2)
+        olen = (rd8(buf, p + 3) & 0x1F) * 4
         if p + 4 + olen > oend:
             event(ev, m, i, E.EV_GENEVE_BAD_OPTION)
             return oend, P_END

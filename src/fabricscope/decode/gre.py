@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, per_frame, rd16, rd32
+from fabricscope.decode.common import event, per_frame, rd8, rd16, rd32
 from fabricscope.decode.protocols import (
     P_END,
     P_ERSPAN2,
@@ -88,7 +88,7 @@ def decode_gre(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray
                     event(ev, m, i, E.EV_TRUNCATED_GRE)
                     return pos, P_END
                 af = rd16(buf, p)
-                slen = np.int64(buf[p + 3])
+                slen = rd8(buf, p + 3)
                 p += 4
                 if af == 0 and slen == 0:
                     break

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, per_frame
+from fabricscope.decode.common import event, per_frame, rd8
 from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import H_ICMP_CODE, H_ICMP_TYPE
 
@@ -28,6 +28,6 @@ def decode_icmp(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarra
     if end - pos < 4:
         event(ev, m, i, E.EV_TRUNCATED_ICMP)
         return pos, P_END
-    s[H_ICMP_TYPE] = np.int64(buf[pos])
-    s[H_ICMP_CODE] = np.int64(buf[pos + 1])
+    s[H_ICMP_TYPE] = rd8(buf, pos)
+    s[H_ICMP_CODE] = rd8(buf, pos + 1)
     return pos + 4, P_END

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import IPV4_MAPPED_PREFIX, event, per_frame, rd16, rd32
+from fabricscope.decode.common import IPV4_MAPPED_PREFIX, event, per_frame, rd8, rd16, rd32
 from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import (
     H_DST_HI,
@@ -54,18 +54,18 @@ def decode_ipv4(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarra
     if end - pos < 20:
         event(ev, m, i, E.EV_TRUNCATED_IPV4)
         return pos, end, P_END
-    vihl = np.int64(buf[pos])
+    vihl = rd8(buf, pos)
     if vihl >> 4 != 4:
         event(ev, m, i, E.EV_IPV4_BAD_VERSION)
         return pos, end, P_END
     hlen = (vihl & 0xF) * 4
     s[H_IPVER] = 4
-    s[H_TOS] = np.int64(buf[pos + 1])
+    s[H_TOS] = rd8(buf, pos + 1)
     totlen = rd16(buf, pos + 2)
     s[H_IPLEN] = totlen
     fl = rd16(buf, pos + 6)
-    s[H_TTL] = np.int64(buf[pos + 8])
-    proto = np.int64(buf[pos + 9])
+    s[H_TTL] = rd8(buf, pos + 8)
+    proto = rd8(buf, pos + 9)
     s[H_PROTO] = proto
     s[H_SRC_HI] = 0
     s[H_SRC_LO] = IPV4_MAPPED_PREFIX | rd32(buf, pos + 12)

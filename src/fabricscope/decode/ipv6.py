@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, per_frame, rd16, rd32, rd64
+from fabricscope.decode.common import event, per_frame, rd8, rd16, rd32, rd64
 from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import (
     H_DST_HI,
@@ -63,8 +63,8 @@ def decode_ipv6(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarra
     s[H_TOS] = (w0 >> 20) & 0xFF
     plen = rd16(buf, pos + 4)
     s[H_IPLEN] = plen + 40
-    nh = np.int64(buf[pos + 6])
-    s[H_TTL] = np.int64(buf[pos + 7])
+    nh = rd8(buf, pos + 6)
+    s[H_TTL] = rd8(buf, pos + 7)
     s[H_SRC_HI] = rd64(buf, pos + 8)
     s[H_SRC_LO] = rd64(buf, pos + 16)
     s[H_DST_HI] = rd64(buf, pos + 24)
@@ -80,21 +80,21 @@ def decode_ipv6(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarra
             if end - p < 8:  # cut: the upper-layer protocol is unknown
                 event(ev, m, i, E.EV_TRUNCATED_IPV6_EXT)
                 return min(p, end), end, P_END
-            nxt = np.int64(buf[p])
-            p += (np.int64(buf[p + 1]) + 1) * 8
+            nxt = rd8(buf, p)
+            p += (rd8(buf, p + 1) + 1) * 8
             nh = nxt
         elif nh == 51:
             if end - p < 8:  # cut: the upper-layer protocol is unknown
                 event(ev, m, i, E.EV_TRUNCATED_IPV6_EXT)
                 return min(p, end), end, P_END
-            nxt = np.int64(buf[p])
-            p += (np.int64(buf[p + 1]) + 2) * 4
+            nxt = rd8(buf, p)
+            p += (rd8(buf, p + 1) + 2) * 4
             nh = nxt
         elif nh == 44:
             if end - p < 8:  # cut: the upper-layer protocol is unknown
                 event(ev, m, i, E.EV_TRUNCATED_IPV6_EXT)
                 return min(p, end), end, P_END
-            nxt = np.int64(buf[p])
+            nxt = rd8(buf, p)
             offm = rd16(buf, p + 2)
             frag |= 1 if offm & 1 else 0
             if offm >> 3:

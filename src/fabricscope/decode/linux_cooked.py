@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, per_frame, rd16, rd48
+from fabricscope.decode.common import event, per_frame, rd8, rd16, rd48
 from fabricscope.decode.ethernet import ethertype_chain
 from fabricscope.decode.protocols import P_END, P_IPV4, P_IPV6
 from fabricscope.decode.slots import H_ETH_SRC
@@ -59,7 +59,7 @@ def decode_sll2(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarra
         return pos, P_END
     proto = rd16(buf, pos)
     hatype = rd16(buf, pos + 8)
-    alen = np.int64(buf[pos + 11])
+    alen = rd8(buf, pos + 11)
     if hatype == 1 and alen == 6:
         s[H_ETH_SRC] = rd48(buf, pos + 12)
     return ethertype_chain(buf, pos + 20, end, proto, s, m, i, ev, tables)
@@ -72,7 +72,7 @@ def decode_null(buf: np.ndarray, pos: int, end: int, m: np.ndarray, i: int,
         event(ev, m, i, E.EV_TRUNCATED_LINK)
         return pos, P_END
     # the family is a small number: whichever end byte is non-zero holds it
-    af = np.int64(buf[pos]) if buf[pos] != 0 else np.int64(buf[pos + 3])
+    af = rd8(buf, pos) if rd8(buf, pos) != 0 else rd8(buf, pos + 3)
     if af == 2:
         return pos + 4, P_IPV4
     if af == 24 or af == 28 or af == 30:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, per_frame, rd32
+from fabricscope.decode.common import event, per_frame, rd8, rd32
 from fabricscope.decode.protocols import P_END, P_ETH, P_IP_GUESS, TUN_MPLS_UDP
 from fabricscope.decode.slots import H_MPLS, H_MPLS_N, X_PT_A, X_PT_B, X_PT_TYPE, X_PT_VNI
 from fabricscope.decode.udp import udp_cut
@@ -41,7 +41,7 @@ def _payload(buf: np.ndarray, pos: int, end: int, m: np.ndarray, i: int,
     if pos >= end:
         event(ev, m, i, E.EV_TRUNCATED_MPLS)
         return pos, P_END
-    nib = np.int64(buf[pos]) >> 4
+    nib = rd8(buf, pos) >> 4
     if nib == 4 or nib == 6:
         return pos, P_IP_GUESS
     if nib == 0:  # pseudowire control word, then Ethernet

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, per_frame, rd16, rd32
+from fabricscope.decode.common import event, per_frame, rd8, rd16, rd32
 from fabricscope.decode.protocols import P_END
 from fabricscope.decode.slots import X_PT_A, X_PT_B, X_PT_TYPE
 from fabricscope.decode.vxlan import next_proto_gpe_nsh
@@ -47,4 +47,4 @@ def decode_nsh(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray
     if end - pos < length:
         event(ev, m, i, E.EV_TRUNCATED_NSH)
         return pos, P_END
-    return pos + length, next_proto_gpe_nsh(np.int64(buf[pos + 3]))
+    return pos + length, next_proto_gpe_nsh(rd8(buf, pos + 3))

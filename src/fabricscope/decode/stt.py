@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, per_frame, rd16, rd64
+from fabricscope.decode.common import event, per_frame, rd8, rd16, rd64
 from fabricscope.decode.protocols import P_END, P_ETH, TUN_STT
 from fabricscope.decode.slots import X_PT_TYPE, X_PT_VNI
 
@@ -41,7 +41,7 @@ def decode_stt(buf: np.ndarray, pos: int, end: int, tcp_pos: int, s: np.ndarray,
     if end - pos < 18:
         event(ev, m, i, E.EV_TRUNCATED_STT)
         return pos, P_END
-    if buf[pos] != 0:
+    if rd8(buf, pos) != 0:
         event(ev, m, i, E.EV_STT_BAD)
         return pos, P_END
     s[X_PT_TYPE] = TUN_STT

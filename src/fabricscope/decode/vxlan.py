@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit
 
 from fabricscope.decode import events as E
-from fabricscope.decode.common import event, per_frame, rd16, rd24
+from fabricscope.decode.common import event, per_frame, rd8, rd16, rd24
 from fabricscope.decode.protocols import (
     P_END,
     P_ETH,
@@ -55,13 +55,13 @@ from fabricscope.decode.udp import udp_cut
 @per_frame
 def decode_vxlan(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray, i: int,
                  ev: np.ndarray) -> tuple[int, int]:
-    if end > pos and not buf[pos] & 0x08:  # no I flag: not VXLAN, the datagram stays UDP
+    if end > pos and not rd8(buf, pos) & 0x08:  # no I flag: not VXLAN, the datagram stays UDP
         event(ev, m, i, E.EV_VXLAN_FALLBACK)
         return pos, P_END
     if end - pos < 8:  # cut by the capture, or too short to be VXLAN
         event(ev, m, i, E.EV_TRUNCATED_VXLAN if udp_cut(buf, pos, end) else E.EV_VXLAN_FALLBACK)
         return pos, P_END
-    flags = np.int64(buf[pos])
+    flags = rd8(buf, pos)
     s[X_PT_TYPE] = TUN_VXLAN
     s[X_PT_VNI] = rd24(buf, pos + 4)
     if flags & 0x80:
@@ -88,17 +88,17 @@ def next_proto_gpe_nsh(np_: int) -> int:
 @per_frame
 def decode_vxlan_gpe(buf: np.ndarray, pos: int, end: int, s: np.ndarray, m: np.ndarray,
                      i: int, ev: np.ndarray) -> tuple[int, int]:
-    if end > pos and ((np.int64(buf[pos]) >> 4) & 3 != 0 or not buf[pos] & 0x08):
+    if end > pos and ((rd8(buf, pos) >> 4) & 3 != 0 or not rd8(buf, pos) & 0x08):
         event(ev, m, i, E.EV_VXLAN_GPE_FALLBACK)  # version != 0 or no I flag: stays UDP
         return pos, P_END
     if end - pos < 8:
         event(ev, m, i,
               E.EV_TRUNCATED_VXLAN if udp_cut(buf, pos, end) else E.EV_VXLAN_GPE_FALLBACK)
         return pos, P_END
-    flags = np.int64(buf[pos])
+    flags = rd8(buf, pos)
     s[X_PT_TYPE] = TUN_VXLAN_GPE
     s[X_PT_VNI] = rd24(buf, pos + 4)
     nxt = P_ETH
     if flags & 0x04:
-        nxt = next_proto_gpe_nsh(np.int64(buf[pos + 3]))
+        nxt = next_proto_gpe_nsh(rd8(buf, pos + 3))
     return pos + 8, nxt
