@@ -6,6 +6,7 @@ helpers; no batch points into a decoder's reusable matrices."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ def chunked(m: np.ndarray, n: int, cuts: list[int], buf: np.ndarray | None = Non
     """The batch of ``m``'s first ``n`` records, added at the given cut points."""
     pc = PacketColumns(n)
     edges = [0, *cuts, n]
-    for a, b in zip(edges, edges[1:], strict=False):
+    for a, b in itertools.pairwise(edges):
         # each chunk as a matrix of its own, as the walks hand them over
         pc.add(np.ascontiguousarray(m[:, a:b]), b - a, a)
     return pc.finish(buf)
