@@ -8,10 +8,12 @@ Two entry points over the same numba walk (``sflow/datagram.py``):
 * :meth:`SflowDecoder.decode_payloads`: raw UDP payloads back to back in one buffer (the
   live collector).
 
-Each call walks the datagrams twice: a counting pass (sample headers only) sizes the
-matrices from bytes that are really there, then the filling pass. Large calls are cut
-into chunks of about ``max_batch_records`` records so memory stays bounded whatever the
-input; the chunks' batches are concatenated.
+Each datagram is walked twice: a counting pass (sample headers only) checks that its rows
+fit, from bytes that are really there, then the filling pass. Flow and discard samples
+are walked a few datagrams at a time into a small slot matrix and packed straight into
+the batch's typed columns (``sflow/fused.py``); counter samples go to a counters matrix.
+Large calls are cut into batches of about ``max_batch_records`` records so memory stays
+bounded whatever the input; the batches are concatenated.
 """
 
 from __future__ import annotations
