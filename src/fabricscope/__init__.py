@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 __all__ = ["__version__"]
 
 #: True when this process started with an empty compiled-code cache (first run after an
-#: install or upgrade): the first decode compiles numba's kernels, one to two minutes, once.
+#: install or upgrade): the first decode compiles numba's kernels, a few minutes, once.
 JIT_CACHE_FRESH = False
 
 

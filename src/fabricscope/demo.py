@@ -80,7 +80,7 @@ def run(directory: Path | None = None, *, console: Console | None = None,
 
     if fabricscope.JIT_CACHE_FRESH:
         con.print("[dim]First run since install: the simulator and decoders are compiled "
-                  "to machine code and cached (one to two minutes, once); later runs take "
+                  "to machine code and cached (about four minutes, once); later runs take "
                   "seconds.[/]")
 
     _step(con, 1, "simulate a fabric")

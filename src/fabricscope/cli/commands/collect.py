@@ -123,8 +123,13 @@ def register(app: typer.Typer) -> None:
                 start_http_server(mport, addr=mhost, registry=col.registry())
             except (ValueError, OSError) as exc:
                 raise UsageError(f"--metrics {metrics!r}: {exc}") from None
+        import fabricscope
         from fabricscope.sflow.collector import warm_up
 
+        if fabricscope.JIT_CACHE_FRESH and not quiet:
+            print("fabricscope collect: first run since install: compiling the decoders to "
+                  "machine code (a few minutes, once; cached for later runs)...",
+                  file=sys.stderr, flush=True)
         warm_up()  # before saying we are ready: the first batch must not wait for the JIT
         if not quiet:
             print(f"fabricscope collect: listening on {host}:{bound} "
