@@ -20,7 +20,7 @@ import numpy as np
 from fabricscope.decode.common import no_refcount
 from fabricscope.decode.slots import M_KIND
 from fabricscope.decode.walk import walk_batch
-from fabricscope.records.packing import pack_ips, pack_layers, pack_scalars
+from fabricscope.records.packing import pack_chunk
 
 
 @no_refcount
@@ -61,11 +61,10 @@ def walk_and_pack(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
         kind = m[M_KIND]
         for j in range(c):
             kind[j] = 0  # KIND_PACKET
-        pack_scalars(m, c, a, slots1, rules1, on1, out1, bits1, nulls1)
-        pack_scalars(m, c, a, slots2, rules2, on2, out2, bits2, nulls2)
-        pack_scalars(m, c, a, slots4, rules4, on4, out4, bits4, nulls4)
-        pack_scalars(m, c, a, slots8, rules8, on8, out8, bits8, nulls8)
-        pack_ips(m, c, a, his, los, vers, ip_on, ip_out, ip_bits, ip_nulls)
-        if layers_on:
-            nlayers = pack_layers(m, c, a, nlayers, offsets, layers, gof, glen)
+        nlayers = pack_chunk(
+            m, c, a, slots1, rules1, on1, out1, bits1, nulls1,
+            slots2, rules2, on2, out2, bits2, nulls2,
+            slots4, rules4, on4, out4, bits4, nulls4, slots8, rules8, on8, out8, bits8,
+            nulls8, his, los, vers, ip_on, ip_out, ip_bits, ip_nulls, layers_on, offsets,
+            layers, gof, glen, nlayers)
     return nlayers

@@ -163,3 +163,31 @@ def gather_options(buf: np.ndarray, gof: np.ndarray, glen: np.ndarray, n: int,
                 p += 1
     offsets[n] = p
     return data
+
+
+@no_refcount
+def pack_chunk(m: np.ndarray, c: int, at: int,
+               slots1: np.ndarray, rules1: np.ndarray, on1: np.ndarray, out1: np.ndarray,
+               bits1: np.ndarray, nulls1: np.ndarray,
+               slots2: np.ndarray, rules2: np.ndarray, on2: np.ndarray, out2: np.ndarray,
+               bits2: np.ndarray, nulls2: np.ndarray,
+               slots4: np.ndarray, rules4: np.ndarray, on4: np.ndarray, out4: np.ndarray,
+               bits4: np.ndarray, nulls4: np.ndarray,
+               slots8: np.ndarray, rules8: np.ndarray, on8: np.ndarray, out8: np.ndarray,
+               bits8: np.ndarray, nulls8: np.ndarray,
+               his: np.ndarray, los: np.ndarray, vers: np.ndarray, ip_on: np.ndarray,
+               ip_out: np.ndarray, ip_bits: np.ndarray, ip_nulls: np.ndarray,
+               layers_on: bool, offsets: np.ndarray, layers: np.ndarray,
+               gof: np.ndarray, glen: np.ndarray, nlayers: int) -> int:
+    """Records 0..c-1 of slot matrix ``m`` into the column buffers at ``at`` (the
+    arguments after ``at`` are ``PacketColumns.fused_args``, then the tunnel layers so
+    far); returns the tunnel layers after them. The packing step of both fused walks
+    (``decode/fused.py``, ``sflow/fused.py``)."""
+    pack_scalars(m, c, at, slots1, rules1, on1, out1, bits1, nulls1)
+    pack_scalars(m, c, at, slots2, rules2, on2, out2, bits2, nulls2)
+    pack_scalars(m, c, at, slots4, rules4, on4, out4, bits4, nulls4)
+    pack_scalars(m, c, at, slots8, rules8, on8, out8, bits8, nulls8)
+    pack_ips(m, c, at, his, los, vers, ip_on, ip_out, ip_bits, ip_nulls)
+    if layers_on:
+        nlayers = pack_layers(m, c, at, nlayers, offsets, layers, gof, glen)
+    return nlayers

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from fabricscope.decode.common import no_refcount
-from fabricscope.records.packing import pack_ips, pack_layers, pack_scalars
+from fabricscope.records.packing import pack_chunk
 from fabricscope.sflow.datagram import walk_datagrams
 
 
@@ -70,13 +70,12 @@ def walk_and_pack_datagrams(
                                      file_offset, dgram_base, k, m, room, cm, cap_cnt, sq,
                                      dg, tables, params, ev, s, t, j, q)
         if c > 0:
-            pack_scalars(m, c, at, slots1, rules1, on1, out1, bits1, nulls1)
-            pack_scalars(m, c, at, slots2, rules2, on2, out2, bits2, nulls2)
-            pack_scalars(m, c, at, slots4, rules4, on4, out4, bits4, nulls4)
-            pack_scalars(m, c, at, slots8, rules8, on8, out8, bits8, nulls8)
-            pack_ips(m, c, at, his, los, vers, ip_on, ip_out, ip_bits, ip_nulls)
-            if layers_on:
-                nlayers = pack_layers(m, c, at, nlayers, offsets, layers, gof, glen)
+            nlayers = pack_chunk(
+                m, c, at, slots1, rules1, on1, out1, bits1, nulls1,
+                slots2, rules2, on2, out2, bits2, nulls2,
+                slots4, rules4, on4, out4, bits4, nulls4, slots8, rules8, on8, out8, bits8,
+                nulls8, his, los, vers, ip_on, ip_out, ip_bits, ip_nulls, layers_on, offsets,
+                layers, gof, glen, nlayers)
             at += c
         if k2 == k:  # the next datagram did not fit what is left
             break
