@@ -55,3 +55,22 @@ def test_a_writer_error_reaches_the_caller(tmp_path: Path) -> None:
     with pytest.raises((pa.ArrowInvalid, ValueError, TypeError)):
         sink.write(wrong)
         sink.close()
+
+
+def test_statistics_only_on_the_columns_queries_filter_on(tmp_path: Path) -> None:
+    from fabricscope.records.parquet import STATS_COLUMNS
+    from fabricscope.store.filters import FILTER_COLUMNS
+
+    # every column a record filter can name keeps statistics (row-group pruning)
+    assert set(FILTER_COLUMNS) <= STATS_COLUMNS and "ts" in STATS_COLUMNS
+    path = tmp_path / "out.parquet"
+    sink = ParquetSink(str(path), SCHEMA, row_group=1000)
+    sink.write(_batch(0, 1500))
+    sink.close()
+    rg = pq.ParquetFile(path).metadata.row_group(0)
+    by_path = {rg.column(k).path_in_schema: rg.column(k) for k in range(rg.num_columns)}
+    ts = by_path["ts"]
+    assert ts.is_stats_set and ts.statistics.min == 0 and ts.statistics.max == 1499
+    assert by_path["vni"].is_stats_set and by_path["encap"].is_stats_set
+    assert not by_path["tunnels.list.element.sport"].is_stats_set
+    assert not by_path["tunnels.list.element.type"].is_stats_set

@@ -41,6 +41,7 @@ import pyarrow as pa
 from fabricscope.records.ddl import ROLLUPS, TABLES, duckdb_create_table, rollup_select
 from fabricscope.records.parquet import NO_DICTIONARY as PARQUET_NO_DICTIONARY
 from fabricscope.records.parquet import _leaves as parquet_leaves
+from fabricscope.records.parquet import stats_paths
 from fabricscope.records.schema import SCHEMA_VERSION
 from fabricscope.store.base import DEFAULT_RETENTION, DEFAULT_RETENTION_1M, Store, Window
 from fabricscope.store.catalog import (
@@ -857,13 +858,14 @@ everywhere, and files about 20% smaller."""
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
-    """One Parquet file (zstd, statistics, 128 Ki-row groups, dictionaries only where
-    values repeat); the hook tests replace to simulate a full disk."""
+    """One Parquet file (zstd, 128 Ki-row groups, statistics on the columns queries
+    filter on, dictionaries only where values repeat); the hook tests replace to
+    simulate a full disk."""
     import pyarrow.parquet as pq
 
     paths = [p for f in table.schema for p in parquet_leaves(f)]
     pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP,
-                   write_statistics=True,
+                   write_statistics=stats_paths(paths),
                    use_dictionary=[p for p in paths if p not in NO_DICTIONARY])
 
 
