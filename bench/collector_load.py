@@ -136,6 +136,8 @@ def run(rate: float, duration: float, *, workers: int, out_fmt: str | None,
                             text=True, preexec_fn=pin if workers == 1 else None)
     assert coll.stderr is not None
     ready = coll.stderr.readline()
+    if "compiling" in ready:  # a first run compiles the decoders first (minutes)
+        ready = coll.stderr.readline()
     if "listening" not in ready:
         coll.kill()
         raise SystemExit(f"collector did not start: {ready}{coll.communicate()[1][-800:]}")
