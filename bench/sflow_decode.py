@@ -148,6 +148,10 @@ def child(mode: str, path: str, *rest: str) -> None:
         print(json.dumps(make_pcap(Path(path), int(rest[0]))))
         return
     fn = {"payloads": run_payloads, "file": run_file}[mode]
+    if mode == "payloads":  # the collector's path, with the collector's malloc settings
+        from fabricscope.memory import tune_malloc
+
+        tune_malloc()
     print(json.dumps(fn(Path(path))))
 
 

@@ -124,7 +124,10 @@ def register(app: typer.Typer) -> None:
             except (ValueError, OSError) as exc:
                 raise UsageError(f"--metrics {metrics!r}: {exc}") from None
         import fabricscope
+        from fabricscope.memory import tune_malloc
         from fabricscope.sflow.collector import warm_up
+
+        tune_malloc()  # batch buffers reused, not page-faulted in anew (memory.py)
 
         if fabricscope.JIT_CACHE_FRESH and not quiet:
             print("fabricscope collect: first run since install: compiling the decoders to "
