@@ -6,7 +6,7 @@
 * a receive buffer as large as allowed: ``SO_RCVBUFFORCE`` (root) else ``SO_RCVBUF`` up to
   ``net.core.rmem_max``;
 * **batched receives**: ``recvmmsg(2)`` (through ctypes) fills up to ``batch`` datagrams
-  per system call straight into slots of a preallocated NumPy buffer (16 KiB slots by
+  per system call straight into slots of a preallocated NumPy buffer (9 KiB slots by
   default: the collector points them at its decode buffer, so datagrams are never copied),
   with their lengths, truncation flags and sender addresses as NumPy columns, no Python
   object per datagram (a ``recv_into`` loop where ``recvmmsg`` is missing);
@@ -52,7 +52,10 @@ MSG_DONTWAIT = 0x40
 MSG_TRUNC = 0x20
 NAME_SIZE = 32  # room for a sockaddr_in6 (28 bytes)
 MAX_UDP_PAYLOAD = 65535
-DEFAULT_SLOT = 16384  # receive slot: any sFlow datagram up to jumbo frames (9 KB) fits
+#: receive slot: any datagram a 9,216-byte jumbo MTU (the largest of common data-center
+#: switches) can carry fits; a larger one is counted truncated and decoded as far as it
+#: goes. (16 KiB before: with 8,192-datagram batches that was 128 MiB of slots.)
+DEFAULT_SLOT = 9216
 
 MMSGHDR = np.dtype([
     ("name", "<u8"), ("namelen", "<u4"), ("_pad0", "<u4"), ("iov", "<u8"),

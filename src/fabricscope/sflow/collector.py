@@ -58,7 +58,10 @@ class CollectorOptions:
     workers: int = 1
     duration: float | None = None
     forward: tuple[str, int] | None = None
-    batch_datagrams: int = 4096  # decode this many datagrams at a time...
+    # decode this many datagrams at a time (a batch has fixed costs, ~2.5 ms of Arrow
+    # arrays and counter rows: bench/sflow_decode.py's datagrams decoded 8% faster in
+    # batches of 8,192 than of 4,096, and slower again in batches of 16,384)...
+    batch_datagrams: int = 8192
     flush_interval: float = 1.0  # ...or what arrived in this many seconds
     recv_batch: int = 1024  # datagrams per recvmmsg call
     rcvbuf: int = 256 << 20

@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
                            help="serve Prometheus metrics on HOST:PORT (/metrics)")
                            ] = None,
         batch: Annotated[int, typer.Option("--batch", min=1,
-                         help="datagrams decoded per batch")] = 4096,
+                         help="datagrams decoded per batch")] = 8192,
         flush: Annotated[float, typer.Option("--flush", min=0.01,
                          help="decode and hand over at least every SECONDS")] = 1.0,
         rcvbuf: Annotated[int, typer.Option("--rcvbuf", min=0,
