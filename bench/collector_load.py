@@ -13,7 +13,7 @@ CPUs when there are at least two.
    (the collector keeps up; a 256 MiB buffer would hide a slow collector for seconds) and
    the sender keeps up, then bisects between the last good and the first bad rate.
 2. Confirm: the found rate for ``--duration`` seconds (default 10; the full test is
-   ``--duration 60``) must lose nothing (else the rate steps down 10% and retries).
+   ``--duration 60``) must lose nothing (else the rate steps down 5% and retries).
 3. Overload: 3x that rate for ``--duration`` seconds, and the books must balance:
    ``sent == received + kernel socket drops`` exactly (plus, if any, the loopback
    backlog drops of /proc/net/softnet_stat, measured around the run: system-wide), and
@@ -248,14 +248,14 @@ def main() -> None:
                 bad = mid
     confirmed = None
     rate = good
-    for _ in range(4):
+    for _ in range(8):
         if rate <= 0:
             break
         r = trial(rate, a.duration, "confirm")
         if r["lossless"]:
             confirmed = r
             break
-        rate *= 0.9
+        rate *= 0.95
     over = trial(3 * (confirmed["achieved_rate"] if confirmed else a.start), a.duration,
                  "overload")
     stalled = None
