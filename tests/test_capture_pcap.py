@@ -439,14 +439,23 @@ def test_batches_kept_by_the_consumer_are_never_overwritten(tmp_path: Path,
             assert buf[o : o + len(frames[start + i])].tobytes() == frames[start + i]
 
 
-def test_constant_columns_are_read_only(tmp_path: Path) -> None:
+def test_constant_columns_belong_to_their_batch(tmp_path: Path) -> None:
+    """The per-file link type, interface and precision columns are writable arrays of
+    each batch's own (the same argument types as a pcapng batch's, for the compiled
+    walk): changing one batch's does not change the next one's."""
     path = tmp_path / "c.pcap"
     with PcapWriter(path) as w:
-        w.write(b"x" * 20, T0)
-    with open_capture(path) as cap:
-        (b,) = list(cap)
-    assert b.linktype.tolist() == [1] and not b.linktype.flags.writeable
-    assert b.ts_ns.flags.writeable
+        for i in range(5):
+            w.write(b"x" * 20, T0 + i)
+    with open_capture(path, batch_frames=2) as cap:
+        batches = []
+        for b in cap:
+            assert b.linktype.flags.writeable and b.ts_ns.flags.writeable
+            assert b.linktype.dtype == np.int32 and b.ts_prec.dtype == np.int8
+            assert b.linktype.tolist() == [1] * len(b)
+            b.linktype[:] = 99
+            batches.append(b)
+    assert [len(b) for b in batches] == [2, 2, 1]
 
 
 @pytest.mark.parametrize("compress", [False, True])

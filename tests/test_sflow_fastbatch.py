@@ -105,6 +105,7 @@ def test_synthetic_sflow_fused_equals_matrix(n: int) -> None:
     from fabricscope.sflow import SflowDecoder
     from fabricscope.sflow.datagram import NT_SCRATCH, walk_datagrams
     from fabricscope.sflow.encode import synthetic_datagrams
+    from fabricscope.sflow.fused import walk_headers
     from fabricscope.sflow.layout import NCSLOTS, ND, NQ
 
     buf, off, ln = synthetic_datagrams(n)
@@ -118,12 +119,16 @@ def test_synthetic_sflow_fused_equals_matrix(n: int) -> None:
     cm = np.full((NCSLOTS, cap), -1, np.int64)
     sq = np.full((NQ, 2 * cap), -1, np.int64)
     dg = np.full((ND, n), -1, np.int64)
+    ev = np.zeros_like(dec.event_counts)
+    s = np.empty(NX, np.int64)
     k, i, _j, _q = walk_datagrams(
         buf, np.asarray(off, np.int64), np.asarray(ln, np.int64), np.zeros(n, np.int64),
         ts, np.full(n, 6, np.int64), np.arange(n, dtype=np.int64), 0, 0, m, cap, cm, cap,
-        sq, dg, dec.tables, dec.params, np.zeros_like(dec.event_counts),
-        np.empty(NX, np.int64), np.empty(NT_SCRATCH, np.int64), 0, 0)
+        sq, dg, dec.tables, dec.params, ev, s, np.empty(NT_SCRATCH, np.int64), 0, 0)
     assert (k, i) == (n, 7 * n)
+    assert recs.column("inner_src").null_count == 0  # the sampled headers were walked
+    walk_headers(buf, m, i, np.empty(i, np.int32), np.empty(i, np.int32), np.empty(i, np.int8),
+                 s, dec.tables, dec.params, ev)
     same(recs, packet_batch(m, i, buf))
 
 

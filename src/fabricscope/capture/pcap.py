@@ -218,7 +218,6 @@ class PcapParser:
         self.header = header
         self._frac_ns = 1 if header.nanosecond else 1000
         self._prec = 9 if header.nanosecond else 6
-        self._const: tuple[I32, I32, I8] | None = None
 
     @classmethod
     def open(cls, stream: Stream, path: str) -> PcapParser:
@@ -246,16 +245,12 @@ class PcapParser:
 
     def columns(self, arr: BatchArrays, n: int) -> tuple[I32, I32, I8]:
         """The link type, interface and precision columns of a batch: the same for the whole
-        file, so slices of shared read-only arrays."""
-        if self._const is None or self._const[0].shape[0] < n:
-            size = max(n, arr.offset.shape[0])
-            const = (np.full(size, self.header.linktype, np.int32), np.zeros(size, np.int32),
-                     np.full(size, self._prec, np.int8))
-            for col in const:
-                col.flags.writeable = False
-            self._const = const
-        link, iface, prec = self._const
-        return link[:n], iface[:n], prec[:n]
+        file, but fresh writable arrays for every batch (a few microseconds), like a
+        pcapng file's: the compiled packet walk is specialised on its arguments' types,
+        read-only included, and one type for every caller (pcap, pcapng and the sFlow
+        decoder's sampled headers) means one compilation of the walk, not two."""
+        return (np.full(n, self.header.linktype, np.int32), np.zeros(n, np.int32),
+                np.full(n, self._prec, np.int8))
 
     def error(self, code: int, a: int, b: int, c: int) -> str:
         """The message for a walker error (the caller adds path and offset)."""

@@ -20,9 +20,11 @@ argument at each call, a dozen atomic operations per layer, took half the walk's
 and inlined into :func:`walk_frame`, which is one compiled function (a call passes each
 array as a 7-9 word struct: 45 words a layer; inlined, the walk takes half the time).
 :func:`walk_frame` is inlined into the batch loop below too (a call per frame cost the
-packet walk 30-50% more time); the sFlow walk calls :data:`walk_frame_call`, the same
-function compiled on its own: inlined there as well, the first compilation took six
-minutes instead of two. The matrix is pre-filled with -1, so header copies store only
+packet walk 30-50% more time). The sFlow decoder calls the same compiled batch loop for
+the sampled headers of a chunk, after the chunk's sFlow walk (``sflow/fused.py``): one
+call per chunk instead of one per sample, and no second compilation of the walk (the
+walk inlined into the sFlow walk itself made the first compilation take six minutes
+instead of two; inlined into a loop of its own, a minute more). The matrix is pre-filled with -1, so header copies store only
 the fields that are present.
 """
 
@@ -258,21 +260,20 @@ def walk_frame(buf: np.ndarray, start: int, end: int, linktype: int, m: np.ndarr
     return depth
 
 
-#: :func:`walk_frame` as a function of its own (not inlined into its caller): for the
-#: sFlow walk, which calls it once per flow sample among much other work.
-walk_frame_call = no_refcount(walk_frame.py_func)  # type: ignore[attr-defined]
-
-
 @no_refcount
 def walk_batch(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray,
                ts_ns: np.ndarray, linktype: np.ndarray, iface: np.ndarray,
                ts_prec: np.ndarray, file_offset: np.ndarray, m: np.ndarray,
                tables: np.ndarray, params: np.ndarray, ev: np.ndarray, s: np.ndarray) -> None:
     """Decode every frame of a capture batch; ``m`` must be pre-filled with -1; ``s`` is
-    the scratch vector (``NX`` int64)."""
+    the scratch vector (``NX`` int64). A negative ``offset[i]``: no frame there, record
+    ``i`` is left as it is (an sFlow sample without a sampled header: the sFlow walk
+    calls this for the headers of a chunk, ``sflow/fused.py``)."""
     n = offset.shape[0]
     for i in range(n):
         st = offset[i]
+        if st < 0:
+            continue
         m[M_TS, i] = ts_ns[i]
         m[M_FRAME_LEN, i] = wirelen[i]
         m[M_CAPLEN, i] = caplen[i]

@@ -104,6 +104,7 @@ from fabricscope.decode.slots import (
     M_FRAME_LEN,
     M_KIND,
     M_LINKTYPE,
+    M_PAYLOAD,
     M_TRUNC,
     M_TS,
     M_TS_PREC,
@@ -150,7 +151,6 @@ from fabricscope.decode.slots import (
     S_UPTIME,
     WIRE,
 )
-from fabricscope.decode.walk import walk_frame_call
 from fabricscope.sflow import events as E
 from fabricscope.sflow.layout import (
     C_AGENT_HI,
@@ -463,10 +463,9 @@ def _flow_records(buf: np.ndarray, pos: int, send: int, m: np.ndarray, i: int,
                 ev[E.EV_UNKNOWN_HEADER_PROTOCOL] += 1
                 m[M_DEPTH, i] = 0
             else:
-                # np.int64(i): never a literal (a call with the constant first row
-                # compiled the packet walk once more, for Literal[int](0))
-                walk_frame_call(buf, hs, hs + hl, lt, m, np.int64(i),  # type: ignore[arg-type]
-                           s, tables, params, ev)
+                # the packet walk of the header comes after the chunk's sFlow walk
+                # (sflow/fused.py), from here: header at M_PAYLOAD, M_CAPLEN bytes
+                m[M_PAYLOAD, i] = hs
         elif f == REC_SWITCH:
             if rlen < 16:
                 _ev(ev, m, i, E.EV_BAD_RECORD_LENGTH, dg, k)

@@ -118,6 +118,9 @@ class SflowDecoder:
         self._chunk: np.ndarray | None = None  # the walk's small slot matrix
         self._s = np.empty(NX, np.int64)  # the walk's scratch vectors
         self._t = np.empty(NT_SCRATCH, np.int64)
+        self._lt = np.empty(0, np.int32)
+        self._ifc = np.empty(0, np.int32)
+        self._prec = np.empty(0, np.int8)
         # learnt from the previous call: datagram bytes per record and per counter row
         self._bytes_per_record = 200
         self._bytes_per_counter = 2000
@@ -195,6 +198,12 @@ class SflowDecoder:
         chunk = max(CHUNK, floor)
         if self._chunk is None or self._chunk.shape[1] < chunk:
             self._chunk = np.empty((NSLOTS, padded_width(chunk)), np.int64)
+            # the header walk's link types, interfaces and precisions, typed as a
+            # capture batch's (sflow/fused.py's walk_headers); as wide as the matrix
+            w = self._chunk.shape[1]
+            self._lt = np.empty(w, np.int32)
+            self._ifc = np.empty(w, np.int32)
+            self._prec = np.empty(w, np.int8)
         while k < nd:
             cap_r = max(min(est_r, self.max_batch_records), floor)
             cap_c = max(min(est_c, self.max_batch_records), floor)
@@ -205,6 +214,7 @@ class SflowDecoder:
                 buf, offset, length, truncated, ts_ns, ts_prec, file_offset,
                 self.datagrams, k, self._chunk, chunk, cap_r, cm, cap_c, sq, dg,
                 self.tables, self.params, self.event_counts, self._s, self._t,
+                self._lt[:chunk], self._ifc[:chunk], self._prec[:chunk],
                 *out.fused_args(sflow=True))
             self.accounting.update(dg, nd, sq, q, k0=k, k1=k2, peers=peers)
             self.records += i
