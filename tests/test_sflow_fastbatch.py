@@ -124,7 +124,7 @@ def test_synthetic_sflow_fused_equals_matrix(n: int) -> None:
     k, i, _j, _q = walk_datagrams(
         buf, np.asarray(off, np.int64), np.asarray(ln, np.int64), np.zeros(n, np.int64),
         ts, np.full(n, 6, np.int64), np.arange(n, dtype=np.int64), 0, 0, m, cap, cm, cap,
-        sq, dg, dec.tables, dec.params, ev, s, np.empty(NT_SCRATCH, np.int64), 0, 0)
+        sq, dg, ev, np.empty(NT_SCRATCH, np.int64), 0, 0)
     assert (k, i) == (n, 7 * n)
     assert recs.column("inner_src").null_count == 0  # the sampled headers were walked
     walk_headers(buf, m, i, np.empty(i, np.int32), np.empty(i, np.int32), np.empty(i, np.int8),

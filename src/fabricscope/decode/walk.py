@@ -24,8 +24,8 @@ packet walk 30-50% more time). The sFlow decoder calls the same compiled batch l
 the sampled headers of a chunk, after the chunk's sFlow walk (``sflow/fused.py``): one
 call per chunk instead of one per sample, and no second compilation of the walk (the
 walk inlined into the sFlow walk itself made the first compilation take six minutes
-instead of two; inlined into a loop of its own, a minute more). The matrix is pre-filled with -1, so header copies store only
-the fields that are present.
+instead of two; inlined into a loop of its own, a minute more). The matrix is pre-filled
+with -1, so header copies store only the fields that are present.
 """
 
 from __future__ import annotations

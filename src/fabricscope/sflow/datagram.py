@@ -402,8 +402,7 @@ def _sampled_ip(buf: np.ndarray, p: int, v6: bool, t: np.ndarray) -> None:
 
 @njit(inline="always", cache=True)
 def _flow_records(buf: np.ndarray, pos: int, send: int, m: np.ndarray, i: int,
-                  s: np.ndarray, t: np.ndarray, tables: np.ndarray, params: np.ndarray,
-                  ev: np.ndarray, dg: np.ndarray, k: int) -> None:
+                  t: np.ndarray, ev: np.ndarray, dg: np.ndarray, k: int) -> None:
     """The ``flow_record<>`` list at ``pos`` (count first) of the sample ending at ``send``,
     into record ``i``."""
     for q in range(_NT):
@@ -721,15 +720,15 @@ def walk_datagrams(buf: np.ndarray, offset: np.ndarray, length: np.ndarray,
                    truncated: np.ndarray, ts_ns: np.ndarray, ts_prec: np.ndarray,
                    file_offset: np.ndarray, dgram_base: int, k0: int, m: np.ndarray,
                    cap_rec: int, cm: np.ndarray, cap_cnt: int, sq: np.ndarray,
-                   dg: np.ndarray, tables: np.ndarray, params: np.ndarray,
-                   ev: np.ndarray, s: np.ndarray, t: np.ndarray, j0: int,
+                   dg: np.ndarray, ev: np.ndarray, t: np.ndarray, j0: int,
                    q0: int) -> tuple[int, int, int, int]:
     """Walk datagrams ``k0, k0 + 1, ...``, datagram ``k`` being
     ``buf[offset[k] : offset[k] + length[k]]``, until all are done or the next one's rows
     would not fit: at most ``cap_rec`` records in ``m`` (from column 0) and counter rows
     in ``cm`` up to ``cap_cnt`` (from row ``j0``; both pre-set to -1; ``sq`` has room for
     the samples from column ``q0``, ``dg`` one column per datagram, pre-set to -1).
-    ``s`` and ``t`` are scratch vectors (``NX`` and ``_NT`` int64). -> (next datagram,
+    ``t`` is a scratch vector (``_NT`` int64); the sampled headers are left for
+    ``sflow.fused.walk_headers``. -> (next datagram,
     records, next counter row, next sample column).
 
     ``truncated[k]`` is 1 when the datagram is known to be cut short (capture length below
@@ -882,7 +881,7 @@ def walk_datagrams(buf: np.ndarray, offset: np.ndarray, length: np.ndarray,
             sq[Q_DROPS, q] = drops
             if stop:
                 _ev(ev, m, i, cut_ev, dg, k)
-            _flow_records(buf, rl, send, m, i, s, t, tables, params, ev, dg, k)
+            _flow_records(buf, rl, send, m, i, t, ev, dg, k)
             i += 1
             q += 1
         if n < nsamp and not stop and not flagged:

@@ -103,7 +103,7 @@ def walk_and_pack_datagrams(
                 row[x] = -1
         k2, c, j, q = walk_datagrams(buf, offset, length, truncated, ts_ns, ts_prec,
                                      file_offset, dgram_base, k, m, room, cm, cap_cnt, sq,
-                                     dg, tables, params, ev, s, t, j, q)
+                                     dg, ev, t, j, q)
         walk_headers(buf, m, c, lt, ifc, prec, s, tables, params, ev)
         if c > 0:
             nlayers = pack_chunk(
