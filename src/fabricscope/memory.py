@@ -1,4 +1,5 @@
-"""Process-wide allocator settings for the live collector.
+"""Process-wide memory settings for the bulk commands: the allocator (the live collector)
+and the garbage collector (decode, ingest, collect).
 
 Decoding allocates its column buffers afresh for every batch (the Arrow arrays handed
 on keep them alive, so they cannot be reused). glibc's ``malloc`` serves an allocation
@@ -61,4 +62,22 @@ def tune_malloc() -> bool:
     return ok
 
 
-__all__ = ["tune_malloc"]
+def freeze_gc() -> None:
+    """Move every object alive now out of the garbage collector's sight (``gc.freeze``).
+
+    A bulk command has imported numba, pyarrow, typer and rich before its first batch:
+    a few hundred thousand container objects that live as long as the process. Each
+    batch creates a few hundred Arrow wrappers, which keep triggering collections, and
+    every full collection walked all of the imported objects again. Frozen, they are
+    never examined; what the batches create is collected as before. Measured on
+    ``fabricscope decode -f parquet`` over bench/decode.py's 1,000,000 frames (whole
+    process, five interleaved pairs): 7% less CPU time with the collector off, the same
+    with the startup objects frozen. Call it once the command's modules are imported,
+    before its loop; objects frozen are never freed by the cycle collector (they stay
+    anyway: modules, classes, compiled kernels)."""
+    import gc
+
+    gc.freeze()
+
+
+__all__ = ["freeze_gc", "tune_malloc"]

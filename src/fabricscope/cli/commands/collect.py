@@ -124,10 +124,11 @@ def register(app: typer.Typer) -> None:
             except (ValueError, OSError) as exc:
                 raise UsageError(f"--metrics {metrics!r}: {exc}") from None
         import fabricscope
-        from fabricscope.memory import tune_malloc
+        from fabricscope.memory import freeze_gc, tune_malloc
         from fabricscope.sflow.collector import warm_up
 
         tune_malloc()  # batch buffers reused, not page-faulted in anew (memory.py)
+        freeze_gc()  # the imported modules are not walked by every collection
 
         if fabricscope.JIT_CACHE_FRESH and not quiet:
             print("fabricscope collect: first run since install: compiling the decoders to "

@@ -91,8 +91,11 @@ def register(app: typer.Typer) -> None:
         if not path.exists():
             raise InputError("no such file", path=str(path))
 
+        from fabricscope.memory import freeze_gc
+
         fd = FileDecoder(path, cfg, sflow=sflow)
         sink = _Sink(fmt, output)
+        freeze_gc()  # the imported modules are not walked by every collection
         written = 0
         failure: InputError | None = None
         try:

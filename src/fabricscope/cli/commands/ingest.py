@@ -167,8 +167,11 @@ def ingest_file(store: Any, path: Path, cfg: Any, *, sflow: bool, force: bool,
             progress.update(task, completed=min(total, nbytes + 16 * frames),
                             records=res.records + pending_rows[0])
 
+    from fabricscope.memory import freeze_gc
+
     fd = FileDecoder(path, cfg, sflow=sflow, progress=on_progress)
     writer = _Writer(store)
+    freeze_gc()  # the imported modules are not walked by every collection
     recs: list[pa.Table] = []
     cnts: list[pa.Table] = []
     pending_rows = [0]
