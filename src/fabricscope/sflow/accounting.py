@@ -59,7 +59,9 @@ from fabricscope.sflow.layout import (
 U32 = 1 << 32
 WRAP_MARGIN_MS = 3_600_000  # uptime within an hour of 2^32 then small again = a wrap
 
-# per-key state rows (agents and sources share the sequence part)
+# per-key state: one row per agent or source, these columns (a key's fields share a cache
+# line: the fields as rows, 4,096 or 65,536 keys wide, put each in a page of its own);
+# agents and sources share the sequence part
 K_INIT = 0
 K_MAX = 1  # newest sequence number
 K_BASE = 2  # first sequence number since start/reset
@@ -156,9 +158,9 @@ def _sdiff(a: int, b: int) -> int:
 
 @njit(cache=True)
 def _rebase(st: np.ndarray, win: np.ndarray, sl: int, seq: int) -> None:
-    st[K_MAX, sl] = seq
-    st[K_BASE, sl] = seq
-    st[K_SPAN, sl] = 0
+    st[sl, K_MAX] = seq
+    st[sl, K_BASE] = seq
+    st[sl, K_SPAN] = 0
     for w in range(win.shape[1]):
         win[sl, w] = 0
     nb = win.shape[1] * 64
@@ -171,19 +173,19 @@ def _track(st: np.ndarray, win: np.ndarray, sl: int, seq: int, reset: bool) -> i
     """One sequence number for key ``sl``: -> 1 new in order, 2 late (filled a gap),
     3 duplicate, 4 reset/first, 5 late but older than the first one seen."""
     nb = win.shape[1] * 64
-    st[K_RECEIVED, sl] += 1
-    if st[K_INIT, sl] == 0:
-        st[K_INIT, sl] = 1
+    st[sl, K_RECEIVED] += 1
+    if st[sl, K_INIT] == 0:
+        st[sl, K_INIT] = 1
         _rebase(st, win, sl, seq)
         return 4
-    d = _sdiff(seq, st[K_MAX, sl])
+    d = _sdiff(seq, st[sl, K_MAX])
     if reset or d <= -nb:
-        st[K_RESETS, sl] += 1
+        st[sl, K_RESETS] += 1
         _rebase(st, win, sl, seq)
         return 4
     if d > 0:
-        st[K_LOST, sl] += d - 1
-        mx = st[K_MAX, sl]
+        st[sl, K_LOST] += d - 1
+        mx = st[sl, K_MAX]
         if d >= nb:
             for w in range(win.shape[1]):
                 win[sl, w] = 0
@@ -193,23 +195,23 @@ def _track(st: np.ndarray, win: np.ndarray, sl: int, seq: int, reset: bool) -> i
                 win[sl, b >> 6] &= ~(np.uint64(1) << np.uint64(b & 63))
         b = seq % nb
         win[sl, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
-        st[K_MAX, sl] = seq
-        st[K_SPAN, sl] = min(st[K_SPAN, sl] + d, nb)
+        st[sl, K_MAX] = seq
+        st[sl, K_SPAN] = min(st[sl, K_SPAN] + d, nb)
         return 1
     if d == 0:
-        st[K_DUP, sl] += 1
+        st[sl, K_DUP] += 1
         return 3
-    if st[K_SPAN, sl] < nb and _sdiff(seq, st[K_BASE, sl]) < 0:
-        st[K_REORDERED, sl] += 1
+    if st[sl, K_SPAN] < nb and _sdiff(seq, st[sl, K_BASE]) < 0:
+        st[sl, K_REORDERED] += 1
         return 5
     b = seq % nb
     bit = np.uint64(1) << np.uint64(b & 63)
     if win[sl, b >> 6] & bit:
-        st[K_DUP, sl] += 1
+        st[sl, K_DUP] += 1
         return 3
     win[sl, b >> 6] |= bit
-    st[K_LOST, sl] -= 1
-    st[K_REORDERED, sl] += 1
+    st[sl, K_LOST] -= 1
+    st[sl, K_REORDERED] += 1
     return 2
 
 
@@ -237,28 +239,28 @@ def _update(dg: np.ndarray, k0: int, k1: int, sq: np.ndarray, nq: int,
         up = dg[D_UPTIME, k]
         ts = dg[D_TS, k]
         reset = False
-        if ast[K_INIT, sl] == 0:
-            ast[A_VER, sl] = ver
-            ast[A_HI, sl] = dg[D_AGENT_HI, k]
-            ast[A_LO, sl] = dg[D_AGENT_LO, k]
-            ast[A_SUB, sl] = dg[D_SUB_AGENT, k]
-            ast[K_FIRST_TS, sl] = ts
-            ast[A_UPTIME, sl] = up
+        if ast[sl, K_INIT] == 0:
+            ast[sl, A_VER] = ver
+            ast[sl, A_HI] = dg[D_AGENT_HI, k]
+            ast[sl, A_LO] = dg[D_AGENT_LO, k]
+            ast[sl, A_SUB] = dg[D_SUB_AGENT, k]
+            ast[sl, K_FIRST_TS] = ts
+            ast[sl, A_UPTIME] = up
         else:
-            last = ast[A_UPTIME, sl]
+            last = ast[sl, A_UPTIME]
             wrap = last >= 0x100000000 - WRAP_MARGIN_MS and up < WRAP_MARGIN_MS
             if up + slack < last and not wrap:
                 reset = True
         r = _track(ast, awin, sl, dg[D_SEQ, k], reset)
-        if r == 4 and ast[K_RECEIVED, sl] > 1:
-            ast[A_EPOCH, sl] += 1
+        if r == 4 and ast[sl, K_RECEIVED] > 1:
+            ast[sl, A_EPOCH] += 1
         if r == 1 or r == 4:
-            ast[A_UPTIME, sl] = up
-        if ts > ast[K_LAST_TS, sl]:
-            ast[K_LAST_TS, sl] = ts
-        ast[A_SAMPLES, sl] += dg[D_SAMPLES, k]
-        ast[A_FLOWS, sl] += dg[D_FLOWS, k]
-        ast[A_COUNTERS, sl] += dg[D_COUNTERS, k]
+            ast[sl, A_UPTIME] = up
+        if ts > ast[sl, K_LAST_TS]:
+            ast[sl, K_LAST_TS] = ts
+        ast[sl, A_SAMPLES] += dg[D_SAMPLES, k]
+        ast[sl, A_FLOWS] += dg[D_FLOWS, k]
+        ast[sl, A_COUNTERS] += dg[D_COUNTERS, k]
     for q in range(nq):
         tot[1] += 1
         kind = sq[Q_KIND, q]
@@ -278,30 +280,30 @@ def _update(dg: np.ndarray, k0: int, k1: int, sq: np.ndarray, nq: int,
         if sl < 0:
             tot[4] += 1
             continue
-        epoch = ast[A_EPOCH, asl]
+        epoch = ast[asl, A_EPOCH]
         reset = False
-        if rst[K_INIT, sl] == 0:
-            rst[R_AGENT, sl] = asl
-            rst[R_KIND, sl] = kind
-            rst[R_SOURCE, sl] = src
-            rst[R_EPOCH, sl] = epoch
-            rst[K_FIRST_TS, sl] = dg[D_TS, k]
-        elif rst[R_EPOCH, sl] != epoch:
+        if rst[sl, K_INIT] == 0:
+            rst[sl, R_AGENT] = asl
+            rst[sl, R_KIND] = kind
+            rst[sl, R_SOURCE] = src
+            rst[sl, R_EPOCH] = epoch
+            rst[sl, K_FIRST_TS] = dg[D_TS, k]
+        elif rst[sl, R_EPOCH] != epoch:
             reset = True
-            rst[R_EPOCH, sl] = epoch
+            rst[sl, R_EPOCH] = epoch
         r = _track(rst, rwin, sl, sq[Q_SEQ, q], reset)
-        if dg[D_TS, k] > rst[K_LAST_TS, sl]:
-            rst[K_LAST_TS, sl] = dg[D_TS, k]
+        if dg[D_TS, k] > rst[sl, K_LAST_TS]:
+            rst[sl, K_LAST_TS] = dg[D_TS, k]
         drops = sq[Q_DROPS, q]
         if drops >= 0:
             if r == 4:
-                if rst[K_RECEIVED, sl] > 1:
+                if rst[sl, K_RECEIVED] > 1:
                     # counting starts again after a restart: what it counted since then
-                    rst[R_AGENT_DROPS, sl] += drops
-                rst[R_DROPS_LAST, sl] = drops
+                    rst[sl, R_AGENT_DROPS] += drops
+                rst[sl, R_DROPS_LAST] = drops
             elif r == 1:
-                rst[R_AGENT_DROPS, sl] += (drops - rst[R_DROPS_LAST, sl]) & 0xFFFFFFFF
-                rst[R_DROPS_LAST, sl] = drops
+                rst[sl, R_AGENT_DROPS] += (drops - rst[sl, R_DROPS_LAST]) & 0xFFFFFFFF
+                rst[sl, R_DROPS_LAST] = drops
 
 
 def _table(cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -333,10 +335,10 @@ class Accounting:
         self.window = window
         self.restart_slack_ms = restart_slack_ms
         self._akeys, self._aslots, self._aused = _table(max_agents)
-        self._ast = np.zeros((NA, max_agents), np.int64)
+        self._ast = np.zeros((max_agents, NA), np.int64)
         self._awin = np.zeros((max_agents, window // 64), np.uint64)
         self._rkeys, self._rslots, self._rused = _table(max_sources)
-        self._rst = np.zeros((NR, max_sources), np.int64)
+        self._rst = np.zeros((max_sources, NR), np.int64)
         self._rwin = np.zeros((max_sources, window // 64), np.uint64)
         self._tot = np.zeros(NTOT, np.int64)
         self.events: dict[str, int] = {}
@@ -382,19 +384,19 @@ class Accounting:
         ast = self._ast
         for sl in range(int(self._aused[0])):
             yield sl, {
-                "agent": _ip_text(int(ast[A_VER, sl]), int(ast[A_HI, sl]), int(ast[A_LO, sl])),
-                "sub_agent": int(ast[A_SUB, sl]),
-                "datagrams": int(ast[K_RECEIVED, sl]),
-                "samples": int(ast[A_SAMPLES, sl]),
-                "flow_samples": int(ast[A_FLOWS, sl]),
-                "counter_samples": int(ast[A_COUNTERS, sl]),
-                "lost": int(ast[K_LOST, sl]),
-                "duplicates": int(ast[K_DUP, sl]),
-                "reordered": int(ast[K_REORDERED, sl]),
-                "resets": int(ast[K_RESETS, sl]),
-                "last_seq": int(ast[K_MAX, sl]),
-                "first_ts_ns": int(ast[K_FIRST_TS, sl]),
-                "last_ts_ns": int(ast[K_LAST_TS, sl]),
+                "agent": _ip_text(int(ast[sl, A_VER]), int(ast[sl, A_HI]), int(ast[sl, A_LO])),
+                "sub_agent": int(ast[sl, A_SUB]),
+                "datagrams": int(ast[sl, K_RECEIVED]),
+                "samples": int(ast[sl, A_SAMPLES]),
+                "flow_samples": int(ast[sl, A_FLOWS]),
+                "counter_samples": int(ast[sl, A_COUNTERS]),
+                "lost": int(ast[sl, K_LOST]),
+                "duplicates": int(ast[sl, K_DUP]),
+                "reordered": int(ast[sl, K_REORDERED]),
+                "resets": int(ast[sl, K_RESETS]),
+                "last_seq": int(ast[sl, K_MAX]),
+                "first_ts_ns": int(ast[sl, K_FIRST_TS]),
+                "last_ts_ns": int(ast[sl, K_LAST_TS]),
                 "sources": [],
             }
 
@@ -403,21 +405,21 @@ class Accounting:
         agents = dict(self._agents())
         rst = self._rst
         for sl in range(int(self._rused[0])):
-            a = agents.get(int(rst[R_AGENT, sl]))
+            a = agents.get(int(rst[sl, R_AGENT]))
             if a is None:
                 continue
-            src = int(rst[R_SOURCE, sl])
+            src = int(rst[sl, R_SOURCE])
             a["sources"].append({
-                "kind": KIND_LABELS.get(int(rst[R_KIND, sl]), "?"),
+                "kind": KIND_LABELS.get(int(rst[sl, R_KIND]), "?"),
                 "source_id_type": src >> 32,
                 "source_id_index": src & (U32 - 1),
-                "samples": int(rst[K_RECEIVED, sl]),
-                "lost": int(rst[K_LOST, sl]),
-                "duplicates": int(rst[K_DUP, sl]),
-                "reordered": int(rst[K_REORDERED, sl]),
-                "resets": int(rst[K_RESETS, sl]),
-                "agent_drops": int(rst[R_AGENT_DROPS, sl]),
-                "last_seq": int(rst[K_MAX, sl]),
+                "samples": int(rst[sl, K_RECEIVED]),
+                "lost": int(rst[sl, K_LOST]),
+                "duplicates": int(rst[sl, K_DUP]),
+                "reordered": int(rst[sl, K_REORDERED]),
+                "resets": int(rst[sl, K_RESETS]),
+                "agent_drops": int(rst[sl, R_AGENT_DROPS]),
+                "last_seq": int(rst[sl, K_MAX]),
             })
         alist = list(agents.values())
         for a in alist:
