@@ -69,6 +69,22 @@ def _word(row: np.ndarray, r: int) -> np.uint64:
 
 
 @njit(inline="always", cache=True)
+def _word8(row: np.ndarray, r: int) -> np.uint64:
+    """The validity bits of ``row[0:8]`` (bit b: value b present)."""
+    w = np.uint64(0)
+    if r == R_NONNEG:
+        for b in range(8):
+            w |= np.uint64(row[b] >= 0) << np.uint64(b)
+    elif r == R_NOT_M1:
+        for b in range(8):
+            w |= np.uint64(row[b] != -1) << np.uint64(b)
+    else:
+        for b in range(8):
+            w |= np.uint64(row[b] > 0) << np.uint64(b)
+    return w
+
+
+@njit(inline="always", cache=True)
 def _popcount(x: np.uint64) -> int:
     x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
     x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2))
@@ -81,7 +97,8 @@ def _popcount(x: np.uint64) -> int:
 def _validity(row: np.ndarray, c: int, at: int, bk: np.ndarray, r: int) -> int:
     """Validity bits of ``row[0:c]`` into bitmap ``bk`` from bit ``at`` (zeroed before:
     records up to the first byte boundary OR their bits into a byte an earlier chunk
-    started); returns how many are present. 64 values make a word, written as 8 bytes."""
+    started); returns how many are present. 64 values make a word, written as 8 bytes;
+    then whole bytes; only the first and last few records go bit by bit."""
     valid = np.int64(0)
     i = 0
     while i < c and ((at + i) & 7) != 0:
@@ -96,6 +113,11 @@ def _validity(row: np.ndarray, c: int, at: int, bk: np.ndarray, r: int) -> int:
             out[b] = np.uint8((w >> np.uint64(8 * b)) & np.uint64(0xFF))
         valid += _popcount(w)
         i += 64
+    while i + 8 <= c:  # whole bytes (a chunk of the sFlow walk is rarely 64-aligned)
+        w = _word8(row[i:i + 8], r)
+        bk[(at + i) >> 3] = np.uint8(w)
+        valid += _popcount(w)
+        i += 8
     while i < c:
         ok = _ok(row[i], r)
         bk[(at + i) >> 3] |= np.uint8(ok << ((at + i) & 7))
