@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from fabricscope.decode.common import no_refcount, per_frame
 from fabricscope.sflow.layout import (
     D_AGENT_HI,
     D_AGENT_LO,
@@ -117,7 +118,7 @@ def _mix(a: int, b: int, c: int, d: int) -> int:
     return np.int64(h >> np.uint64(1))  # type: ignore[return-value]
 
 
-@njit(cache=True)
+@per_frame
 def _lookup(keys: np.ndarray, slots: np.ndarray, used: np.ndarray, cap: int,
             a: int, b: int, c: int, d: int) -> int:
     """Slot of key (a, b, c, d), inserting it if there is room; -1 when the table is full.
@@ -156,7 +157,7 @@ def _sdiff(a: int, b: int) -> int:
     return d
 
 
-@njit(cache=True)
+@per_frame
 def _rebase(st: np.ndarray, win: np.ndarray, sl: int, seq: int) -> None:
     st[sl, K_MAX] = seq
     st[sl, K_BASE] = seq
@@ -168,7 +169,7 @@ def _rebase(st: np.ndarray, win: np.ndarray, sl: int, seq: int) -> None:
     win[sl, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
 
 
-@njit(cache=True)
+@per_frame
 def _track(st: np.ndarray, win: np.ndarray, sl: int, seq: int, reset: bool) -> int:
     """One sequence number for key ``sl``: -> 1 new in order, 2 late (filled a gap),
     3 duplicate, 4 reset/first, 5 late but older than the first one seen."""
@@ -215,13 +216,16 @@ def _track(st: np.ndarray, win: np.ndarray, sl: int, seq: int, reset: bool) -> i
     return 2
 
 
-@njit(cache=True)
+@no_refcount
 def _update(dg: np.ndarray, k0: int, k1: int, sq: np.ndarray, nq: int,
             akeys: np.ndarray, aslots: np.ndarray, aused: np.ndarray, amax: int,
             ast: np.ndarray, awin: np.ndarray,
             rkeys: np.ndarray, rslots: np.ndarray, rused: np.ndarray, rmax: int,
-            rst: np.ndarray, rwin: np.ndarray, tot: np.ndarray, slack: int) -> None:
-    dslot = np.full(k1 - k0, -1, dtype=np.int64)
+            rst: np.ndarray, rwin: np.ndarray, tot: np.ndarray, slack: int,
+            dslot: np.ndarray) -> None:
+    """(``dslot``: scratch of at least ``k1 - k0`` values: each datagram's agent slot.)"""
+    for k in range(k1 - k0):
+        dslot[k] = -1
     for k in range(k0, k1):
         tot[0] += 1
         if dg[D_SEQ, k] < 0:
@@ -362,7 +366,7 @@ class Accounting:
         _update(dg, k0, k1, sq, nq, self._akeys, self._aslots, self._aused,
                 self.max_agents, self._ast, self._awin, self._rkeys, self._rslots,
                 self._rused, self.max_sources, self._rst, self._rwin, self._tot,
-                self.restart_slack_ms)
+                self.restart_slack_ms, np.empty(k1 - k0, np.int64))
         if peers is not None:
             bad = k0 + np.nonzero(dg[D_SEQ, k0:k1] < 0)[0]
             for k in bad[:1024]:  # rare: malformed datagrams; bounded work and state
