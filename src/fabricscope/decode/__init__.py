@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fabricscope.decode.events import NEVENTS_MAX, counts_by_name
-from fabricscope.decode.slots import M_KIND, NSLOTS, NX
+from fabricscope.decode.slots import M_KIND, NSLOTS, NX, reset_rows
 from fabricscope.decode.tables import DecodeConfig
 
 if TYPE_CHECKING:
@@ -30,6 +30,9 @@ __all__ = ["DecodeConfig", "PacketDecoder", "new_matrix"]
 
 CHUNK = 128  # records decoded at a time by ``PacketDecoder.decode`` (a multiple of 8):
 # its slot matrix (144 KB) stays in the level-2 cache between the walk and the packers
+
+
+_RESET = np.array(reset_rows(sflow=False), np.int64)  # the walk's chunk rows to reset
 
 
 def padded_width(n: int) -> int:
@@ -89,14 +92,14 @@ class PacketDecoder:
 
         n = len(frames)
         out = PacketColumns(n)
-        if self._chunk is None:
-            self._chunk = np.empty((NSLOTS, padded_width(CHUNK)), dtype=np.int64)
+        if self._chunk is None:  # all -1 once; then only the rows in _RESET each chunk
+            self._chunk = np.full((NSLOTS, padded_width(CHUNK)), -1, dtype=np.int64)
         if n:
             out.nlayers = walk_and_pack(
                 frames.buf, frames.offset, frames.caplen, frames.wirelen, frames.ts_ns,
                 frames.linktype, frames.iface, frames.ts_prec, frames.file_offset,
                 self._chunk, CHUNK, self.tables, self.params, self.event_counts,
-                self._scratch, *out.fused_args(sflow=False))
+                self._scratch, _RESET, *out.fused_args(sflow=False))
         self.frames += n
         return out.finish(frames.buf)
 

@@ -28,7 +28,7 @@ def walk_and_pack(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
                   wirelen: np.ndarray, ts_ns: np.ndarray, linktype: np.ndarray,
                   iface: np.ndarray, ts_prec: np.ndarray, file_offset: np.ndarray,
                   m: np.ndarray, chunk: int, tables: np.ndarray, params: np.ndarray,
-                  ev: np.ndarray, s: np.ndarray,
+                  ev: np.ndarray, s: np.ndarray, reset: np.ndarray,
                   slots1: np.ndarray, rules1: np.ndarray, on1: np.ndarray, out1: np.ndarray,
                   bits1: np.ndarray, nulls1: np.ndarray,
                   slots2: np.ndarray, rules2: np.ndarray, on2: np.ndarray, out2: np.ndarray,
@@ -44,16 +44,16 @@ def walk_and_pack(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
     """Decode frames ``0 .. n`` (``n = offset.shape[0]``) ``chunk`` at a time (a multiple
     of 8, at most ``m.shape[1]``) through slot matrix ``m`` (C-contiguous, the walk's one
     compiled layout) into the column buffers (one group per value width: 1, 2, 4, 8
-    bytes; see ``PacketColumns.fused_args``). Returns the number of tunnel layers."""
+    bytes; see ``PacketColumns.fused_args``); before each chunk the rows ``reset``
+    (``slots.reset_rows``) are set back to -1. Returns the number of tunnel layers."""
     n = offset.shape[0]
-    rows = m.shape[0]
     width = m.shape[1]
     nlayers = 0
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         c = b - a
-        for r in range(rows):
-            row = m[r]
+        for x in range(reset.shape[0]):
+            row = m[reset[x]]
             for j in range(width):
                 row[j] = -1
         walk_batch(buf, offset[a:b], caplen[a:b], wirelen[a:b], ts_ns[a:b], linktype[a:b],

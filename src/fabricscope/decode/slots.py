@@ -133,3 +133,20 @@ X_PT_B = NH + 3
 X_PT_GOFF = NH + 4  # pending GENEVE options offset/length
 X_PT_GLEN = NH + 5
 NX = NH + 6
+
+
+def reset_rows(*, sflow: bool) -> list[int]:
+    """The slot rows a reused chunk matrix must set back to -1 before each chunk (the
+    fused walks, ``decode/fused.py`` and ``sflow/fused.py``); the matrix starts all -1.
+
+    Left out: the tunnel-layer blocks, except the outermost layer's type and VNI (the
+    ``encap`` and ``vni`` columns, read for every record): a layer's fields are all
+    written when the walk enters it (``walk._enter_tunnel``), and only layers below the
+    record's depth (``M_DEPTH``, which is reset) are ever read. Without ``sflow``, also
+    the sFlow rows: the packet walk never writes them, so they stay -1. The reset was
+    ~18 ns a record for all 144 rows."""
+    keep_tun = {tun_slot(0, T_TYPE), tun_slot(0, T_VNI)}
+    skip = {tun_slot(k, f) for k in range(MAX_DEPTH) for f in range(NT)} - keep_tun
+    if not sflow:
+        skip |= set(range(S_AGENT_VER, S_DGRAM + 1)) | set(range(S_NEXT_HOP_VER, NSLOTS))
+    return [r for r in range(NSLOTS) if r not in skip]

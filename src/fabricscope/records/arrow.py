@@ -136,50 +136,6 @@ def dict_array(codes: np.ndarray, names: Sequence[str]) -> pa.Array:
                                           _dictionary(names))
 
 
-def _tunnels_array(m: np.ndarray, n: int) -> pa.Array:
-    depth = np.clip(m[S.M_DEPTH, :n], 0, S.MAX_DEPTH)
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(depth, out=offsets[1:])
-    sel = np.arange(S.MAX_DEPTH)[None, :] < depth[:, None]  # (n, depth)
-
-    def field(f: int) -> np.ndarray:
-        rows = np.stack([m[S.tun_slot(k, f), :n] for k in range(S.MAX_DEPTH)], axis=1)
-        picked: np.ndarray = rows[sel]
-        return picked
-
-    children: list[pa.Array] = []
-    for _name, t, f in TUNNEL_FIELDS:
-        if t == "ip":
-            hi = field(f)
-            lo = field(f + 1)
-            ver = field(S.T_IPVER)
-            children.append(ip_array(hi, lo, ver > 0))
-        elif t == "str":  # the tunnel type: always set for a layer that exists
-            children.append(dict_array(field(f), TUNNEL_NAMES))
-        else:
-            children.append(scalar_array(field(f), t))
-    struct = pa.StructArray.from_arrays(children, fields=list(TUNNEL_STRUCT))
-    return pa.ListArray.from_arrays(pa.array(offsets), struct, type=TUNNELS_TYPE)
-
-
-def _geneve_array(m: np.ndarray, n: int, buf: np.ndarray) -> pa.Array:
-    off = m[S.M_GENEVE_OFF, :n]
-    ln = np.where(off >= 0, np.maximum(m[S.M_GENEVE_LEN, :n], 0), 0)
-    valid = off >= 0
-    if not valid.any():
-        return pa.nulls(n, pa.binary())
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(ln, out=offsets[1:])
-    total = int(offsets[-1])
-    # gather the option bytes: index of every byte = start of its record + position
-    rec = np.repeat(np.arange(n), ln)
-    pos = np.arange(total) - offsets[:-1][rec] + off[rec]
-    data = buf[pos] if total else np.zeros(0, np.uint8)
-    return pa.BinaryArray.from_buffers(
-        pa.binary(), n, [_validity(valid), pa.py_buffer(offsets), pa.py_buffer(data)]
-    )
-
-
 # --- the packet batch builder: numba passes into typed buffers, chunk by chunk ---------------
 #
 # ``PacketColumns(n)`` holds, for ``n`` records, one typed buffer per column (grouped by

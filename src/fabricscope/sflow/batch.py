@@ -37,9 +37,12 @@ def _names(cm: np.ndarray, n: int, buf: np.ndarray) -> pa.Array:
     raw = pa.BinaryArray.from_buffers(pa.binary(), n,
                                       [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
     enc = raw.dictionary_encode()
-    uniques = [b.decode("utf-8", errors="replace") for b in enc.dictionary.to_pylist()]
-    return pa.DictionaryArray.from_arrays(enc.indices.cast(pa.int16()),
-                                          pa.array(uniques, pa.string()))
+    try:  # valid UTF-8 (the usual case): checked and cast in Arrow, no Python strings
+        uniques = enc.dictionary.cast(pa.string())
+    except pa.ArrowInvalid:
+        uniques = pa.array([b.decode("utf-8", errors="replace")
+                            for b in enc.dictionary.to_pylist()], pa.string())
+    return pa.DictionaryArray.from_arrays(enc.indices.cast(pa.int16()), uniques)
 
 
 def _counter_plan() -> Any:

@@ -35,6 +35,7 @@ from fabricscope.decode.slots import (
     NSLOTS,
     NX,
     WIRE,
+    reset_rows,
 )
 from fabricscope.decode.tables import DecodeConfig
 from fabricscope.records.arrow import PacketColumns, empty_packet_batch
@@ -58,6 +59,7 @@ def padded_width(n: int) -> int:
 _HUGE = 2 << 20
 #: records walked at a time into the small slot matrix (more when one datagram can hold more)
 CHUNK = 256
+_RESET = np.array(reset_rows(sflow=True), np.int64)  # the chunk rows to reset (slots.py)
 
 
 class MatrixPool:
@@ -197,7 +199,8 @@ class SflowDecoder:
         k = 0
         chunk = max(CHUNK, floor)
         if self._chunk is None or self._chunk.shape[1] < chunk:
-            self._chunk = np.empty((NSLOTS, padded_width(chunk)), np.int64)
+            # all -1 once; then only the rows in _RESET before each chunk
+            self._chunk = np.full((NSLOTS, padded_width(chunk)), -1, np.int64)
             # the header walk's link types, interfaces and precisions, typed as a
             # capture batch's (sflow/fused.py's walk_headers); as wide as the matrix
             w = self._chunk.shape[1]
@@ -214,7 +217,7 @@ class SflowDecoder:
                 buf, offset, length, truncated, ts_ns, ts_prec, file_offset,
                 self.datagrams, k, self._chunk, chunk, cap_r, cm, cap_c, sq, dg,
                 self.tables, self.params, self.event_counts, self._s, self._t,
-                self._lt[:chunk], self._ifc[:chunk], self._prec[:chunk],
+                self._lt[:chunk], self._ifc[:chunk], self._prec[:chunk], _RESET,
                 *out.fused_args(sflow=True))
             self.accounting.update(dg, nd, sq, q, k0=k, k1=k2, peers=peers)
             self.records += i

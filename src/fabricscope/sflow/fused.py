@@ -64,7 +64,7 @@ def walk_and_pack_datagrams(
         k0: int, m: np.ndarray, chunk: int, cap_rec: int, cm: np.ndarray, cap_cnt: int,
         sq: np.ndarray, dg: np.ndarray, tables: np.ndarray, params: np.ndarray,
         ev: np.ndarray, s: np.ndarray, t: np.ndarray, lt: np.ndarray, ifc: np.ndarray,
-        prec: np.ndarray, slots1: np.ndarray, rules1: np.ndarray, on1: np.ndarray, out1: np.ndarray,
+        prec: np.ndarray, reset: np.ndarray, slots1: np.ndarray, rules1: np.ndarray, on1: np.ndarray, out1: np.ndarray,
         bits1: np.ndarray, nulls1: np.ndarray,
         slots2: np.ndarray, rules2: np.ndarray, on2: np.ndarray, out2: np.ndarray,
         bits2: np.ndarray, nulls2: np.ndarray,
@@ -81,10 +81,10 @@ def walk_and_pack_datagrams(
     records the largest datagram can yield) into the column buffers, until all are done
     or the next datagram's records would not fit the ``cap_rec`` of the buffers (or its
     counter rows the ``cap_cnt`` of ``cm``). ``lt``, ``ifc`` (int32) and ``prec`` (int8):
-    scratch vectors of ``chunk`` values for ``walk_headers``. -> (next datagram, records,
-    counter rows, samples, tunnel layers)."""
+    scratch vectors of ``chunk`` values for ``walk_headers``; ``reset``: the rows set back
+    to -1 before each chunk (``slots.reset_rows``). -> (next datagram, records, counter
+    rows, samples, tunnel layers)."""
     nd = offset.shape[0]
-    rows = m.shape[0]
     width = m.shape[1]
     at = 0
     j = 0
@@ -97,8 +97,8 @@ def walk_and_pack_datagrams(
             room = chunk
         if room <= 0:
             break
-        for r in range(rows):
-            row = m[r]
+        for y in range(reset.shape[0]):
+            row = m[reset[y]]
             for x in range(width):
                 row[x] = -1
         k2, c, j, q = walk_datagrams(buf, offset, length, truncated, ts_ns, ts_prec,
