@@ -53,33 +53,18 @@ def _values(row: np.ndarray, o: np.ndarray, r: int) -> None:
 
 
 @njit(inline="always", cache=True)
-def _word(row: np.ndarray, r: int) -> np.uint64:
-    """The validity bits of ``row[0:64]`` as one word (bit b: value b present)."""
+def _word(row: np.ndarray, n: int, r: int) -> np.uint64:
+    """The validity bits of ``row[0:n]`` (n <= 64, a constant at each call: the loop is
+    unrolled and vectorised) as one word, bit b for value b."""
     w = np.uint64(0)
     if r == R_NONNEG:
-        for b in range(64):
+        for b in range(n):
             w |= np.uint64(row[b] >= 0) << np.uint64(b)
     elif r == R_NOT_M1:
-        for b in range(64):
+        for b in range(n):
             w |= np.uint64(row[b] != -1) << np.uint64(b)
     else:
-        for b in range(64):
-            w |= np.uint64(row[b] > 0) << np.uint64(b)
-    return w
-
-
-@njit(inline="always", cache=True)
-def _word8(row: np.ndarray, r: int) -> np.uint64:
-    """The validity bits of ``row[0:8]`` (bit b: value b present)."""
-    w = np.uint64(0)
-    if r == R_NONNEG:
-        for b in range(8):
-            w |= np.uint64(row[b] >= 0) << np.uint64(b)
-    elif r == R_NOT_M1:
-        for b in range(8):
-            w |= np.uint64(row[b] != -1) << np.uint64(b)
-    else:
-        for b in range(8):
+        for b in range(n):
             w |= np.uint64(row[b] > 0) << np.uint64(b)
     return w
 
@@ -107,14 +92,14 @@ def _validity(row: np.ndarray, c: int, at: int, bk: np.ndarray, r: int) -> int:
         valid += ok
         i += 1
     while i + 64 <= c:
-        w = _word(row[i:i + 64], r)
+        w = _word(row[i:i + 64], 64, r)
         out = bk[(at + i) >> 3:((at + i) >> 3) + 8]
         for b in range(8):
             out[b] = np.uint8((w >> np.uint64(8 * b)) & np.uint64(0xFF))
         valid += _popcount(w)
         i += 64
     while i + 8 <= c:  # whole bytes (a chunk of the sFlow walk is rarely 64-aligned)
-        w = _word8(row[i:i + 8], r)
+        w = _word(row[i:i + 8], 8, r)
         bk[(at + i) >> 3] = np.uint8(w)
         valid += _popcount(w)
         i += 8
