@@ -56,6 +56,9 @@ def test_freeze_gc_hides_startup_objects_from_the_collector() -> None:
         "assert gc.get_freeze_count() == 0\n"
         "m.freeze_gc()\n"
         "frozen = gc.get_freeze_count()\n"
+        "junk = [[] for _ in range(5000)]\n"
+        "m.freeze_gc()\n"  # a second call freezes nothing more
+        "assert gc.get_freeze_count() == frozen\n"
         "class C: pass\n"
         "a = C(); b = C(); a.b = b; b.a = a\n"
         "r = weakref.ref(a)\n"

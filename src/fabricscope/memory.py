@@ -40,6 +40,7 @@ MMAP_THRESHOLD = 256 << 20
 TRIM_THRESHOLD = 512 << 20
 
 _done = False
+_frozen = False
 
 
 def tune_malloc() -> bool:
@@ -74,10 +75,16 @@ def freeze_gc() -> None:
     process, five interleaved pairs): 7% less CPU time with the collector off, the same
     with the startup objects frozen. Call it once the command's modules are imported,
     before its loop; objects frozen are never freed by the cycle collector (they stay
-    anyway: modules, classes, compiled kernels)."""
+    anyway: modules, classes, compiled kernels). Only the first call in a process
+    freezes (``ingest`` calls it per file: a cycle of garbage the previous file left for
+    the collector must not be frozen with the rest)."""
+    global _frozen
+    if _frozen:
+        return
     import gc
 
     gc.freeze()
+    _frozen = True
 
 
 __all__ = ["freeze_gc", "tune_malloc"]
