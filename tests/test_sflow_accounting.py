@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 from fabricscope.sflow import Accounting, SflowDecoder
 from fabricscope.sflow import encode as E
 from fabricscope.sflow.accounting import merge_dicts, registry
@@ -200,3 +202,13 @@ def test_merge_workers() -> None:
     assert (m["datagrams"], m["lost_datagrams"], m["samples"]) == (4, 1, 1)
     assert m["socket"] == {"received": 4, "drops": 1}
     assert {a["agent"] for a in m["agents"]} == {"10.0.0.1", "10.0.0.2"}
+
+
+def test_window_is_a_power_of_two() -> None:
+    """Bit positions are taken modulo the window with a mask, so the window must be a
+    power of two (at least 64 bits: one word)."""
+    for bad in (0, 32, 96, 1000):
+        with pytest.raises(ValueError):
+            Accounting(window=bad)
+    assert Accounting(window=64).window == 64
+    assert Accounting(window=4096).window == 4096

@@ -164,16 +164,18 @@ def _rebase(st: np.ndarray, win: np.ndarray, sl: int, seq: int) -> None:
     st[sl, K_SPAN] = 0
     for w in range(win.shape[1]):
         win[sl, w] = 0
-    nb = win.shape[1] * 64
-    b = seq % nb
+    b = seq & (win.shape[1] * 64 - 1)  # the window is a power of two: no division
     win[sl, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
 
 
 @per_frame
 def _track(st: np.ndarray, win: np.ndarray, sl: int, seq: int, reset: bool) -> int:
     """One sequence number for key ``sl``: -> 1 new in order, 2 late (filled a gap),
-    3 duplicate, 4 reset/first, 5 late but older than the first one seen."""
+    3 duplicate, 4 reset/first, 5 late but older than the first one seen. Bit positions
+    are taken modulo the window with a mask (a power of two; sequence numbers are 32-bit
+    and non-negative): a division per bit cost ~20 ns a sample."""
     nb = win.shape[1] * 64
+    mask = nb - 1
     st[sl, K_RECEIVED] += 1
     if st[sl, K_INIT] == 0:
         st[sl, K_INIT] = 1
@@ -192,9 +194,9 @@ def _track(st: np.ndarray, win: np.ndarray, sl: int, seq: int, reset: bool) -> i
                 win[sl, w] = 0
         else:
             for t in range(1, d + 1):
-                b = ((mx + t) & 0xFFFFFFFF) % nb
+                b = (mx + t) & mask  # == ((mx + t) mod 2^32) mod nb
                 win[sl, b >> 6] &= ~(np.uint64(1) << np.uint64(b & 63))
-        b = seq % nb
+        b = seq & mask
         win[sl, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
         st[sl, K_MAX] = seq
         st[sl, K_SPAN] = min(st[sl, K_SPAN] + d, nb)
@@ -205,7 +207,7 @@ def _track(st: np.ndarray, win: np.ndarray, sl: int, seq: int, reset: bool) -> i
     if st[sl, K_SPAN] < nb and _sdiff(seq, st[sl, K_BASE]) < 0:
         st[sl, K_REORDERED] += 1
         return 5
-    b = seq % nb
+    b = seq & mask
     bit = np.uint64(1) << np.uint64(b & 63)
     if win[sl, b >> 6] & bit:
         st[sl, K_DUP] += 1
@@ -332,8 +334,8 @@ class Accounting:
 
     def __init__(self, *, max_agents: int = 4096, max_sources: int = 65536,
                  window: int = 1024, restart_slack_ms: int = 10_000) -> None:
-        if window < 64 or window % 64:
-            raise ValueError("window must be a positive multiple of 64")
+        if window < 64 or window & (window - 1):
+            raise ValueError("window must be a power of two, at least 64")
         self.max_agents = max_agents
         self.max_sources = max_sources
         self.window = window
