@@ -372,6 +372,39 @@ def test_decode_datagrams_from_a_capture(tmp_path: Path) -> None:
     assert fd.summary.sflow_datagrams == 3
 
 
+def test_datagram_bounds_equal_the_packet_matrix() -> None:
+    """``PacketDecoder.datagram_bounds`` (the frames of interest walked a chunk at a time)
+    gives what the full slot matrix holds in its rows, across chunk boundaries, for UDP
+    over IPv4 and IPv6, VLAN-tagged, TCP, cut and empty frames; and the sFlow decoder
+    reads the same records through either."""
+    from fabricscope.decode import BOUND_ROWS, BOUNDS_CHUNK, PacketDecoder
+    from framehelp import frames_from_bytes
+
+    d = _many(1)[0]
+    kinds = [
+        bytes(Ether() / IP(src="198.51.100.1", dst="198.51.100.2") / UDP(dport=6343) / d),
+        bytes(Ether() / Dot1Q(vlan=7) / IP(src="198.51.100.3") / UDP(dport=6343) / d),
+        bytes(Ether() / IPv6(src="2001:db8::1") / UDP(dport=6343) / d),
+        tcp_frame(),
+        bytes(Ether() / IP() / UDP(dport=6343) / d)[:30],
+        b"",
+    ]
+    frames = [kinds[k % len(kinds)] for k in range(2 * BOUNDS_CHUNK + 500)]
+    fb = frames_from_bytes(frames)
+    dec = PacketDecoder()
+    want = dec.decode_matrix(fb, count=False)[list(BOUND_ROWS)]
+    rng = np.random.default_rng(3)
+    for idx in (np.arange(len(frames)), np.sort(rng.choice(len(frames), 1500, replace=False)),
+                np.array([], np.int64)):
+        got = dec.datagram_bounds(fb, idx)
+        assert got.shape == (len(BOUND_ROWS), len(idx))
+        assert np.array_equal(got, want[:, idx])
+    udp = np.array([k for k in range(len(frames)) if k % len(kinds) in (0, 1, 2)])
+    r1, c1 = SflowDecoder().decode_datagrams(fb, dec.decode_matrix(fb, count=False), udp)
+    r2, c2 = SflowDecoder().decode_bounded(fb, udp, dec.datagram_bounds(fb, udp))
+    assert r1.num_rows == 3 * len(udp) and r1.equals(r2) and c1.equals(c2)
+
+
 def test_every_contract_field_is_present() -> None:
     from fabricscope.records.schema import CONTRACT_FIELDS
 

@@ -131,11 +131,12 @@ class FileDecoder:
                             out = out.filter(pa.array(~sfl))
                             s.records += out.num_rows
                             yield Decoded(out)
-                        # the sFlow decoder reads the datagrams' headers from the matrix
-                        m = self.packets.decode_matrix(frames, count=False)
+                        # the datagrams' payload bounds and senders: their frames
+                        # walked again, a chunk at a time (no full slot matrix)
                         idx = np.nonzero(sfl)[0]
+                        bounds = self.packets.datagram_bounds(frames, idx)
                         s.sflow_datagrams += len(idx)
-                        samples, counters = sdec.decode_datagrams(frames, m, idx)
+                        samples, counters = sdec.decode_bounded(frames, idx, bounds)
                         s.records += samples.num_rows
                         s.counter_records += counters.num_rows if counters is not None else 0
                         yield Decoded(samples, counters)

@@ -5,6 +5,8 @@ from fabricscope.sflow import SflowDecoder
 dec = SflowDecoder()                       # DecodeConfig optional
 records, counters = dec.decode_payloads(buf, offset, length, ts_ns)
 records, counters = dec.decode_datagrams(frames, packet_matrix, frame_indexes)
+records, counters = dec.decode_bounded(frames, frame_indexes,
+                                       PacketDecoder().datagram_bounds(frames, frame_indexes))
 dec.events                                 # {"sflow_bad_sample_length": 1, ...}
 dec.accounting.to_dict()                   # sequence gaps, agent drops... (accounting.py)
 ```

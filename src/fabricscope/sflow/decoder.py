@@ -2,9 +2,10 @@
 
 Two entry points over the same numba walk (``sflow/datagram.py``):
 
-* :meth:`SflowDecoder.decode_datagrams`: frames of a capture that are sFlow datagrams (the
-  pipeline has already decoded their Ethernet/IP/UDP headers; ``M_PAYLOAD`` and
-  ``M_PAYLOAD_END`` of the packet matrix bound each UDP payload);
+* :meth:`SflowDecoder.decode_bounded` (and ``decode_datagrams``, from a packet matrix):
+  frames of a capture that are sFlow datagrams (the pipeline has walked their
+  Ethernet/IP/UDP headers; ``PacketDecoder.datagram_bounds`` gives each UDP payload's
+  bounds and sender);
 * :meth:`SflowDecoder.decode_payloads`: raw UDP payloads back to back in one buffer (the
   live collector).
 
@@ -26,17 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from fabricscope.decode.events import NEVENTS_MAX, counts_by_name
-from fabricscope.decode.slots import (
-    H_IPVER,
-    H_SRC_HI,
-    H_SRC_LO,
-    M_PAYLOAD,
-    M_PAYLOAD_END,
-    NSLOTS,
-    NX,
-    WIRE,
-    reset_rows,
-)
+from fabricscope.decode.slots import NSLOTS, NX, reset_rows
 from fabricscope.decode.tables import DecodeConfig
 from fabricscope.records.arrow import PacketColumns, empty_packet_batch
 from fabricscope.sflow import events as _events  # noqa: F401  (registers the event names)
@@ -139,9 +130,17 @@ class SflowDecoder:
                          ) -> tuple[pa.RecordBatch, pa.RecordBatch]:
         """Decode the frames ``idx`` of ``frames`` as sFlow datagrams (their UDP payload
         bounds are in the packet matrix ``m``)."""
+        from fabricscope.decode import BOUND_ROWS
+
         idx = np.asarray(idx, dtype=np.int64)
-        start = m[M_PAYLOAD, idx]
-        end = m[M_PAYLOAD_END, idx]
+        return self.decode_bounded(frames, idx, m[list(BOUND_ROWS)][:, idx])
+
+    def decode_bounded(self, frames: FrameBatch, idx: np.ndarray, bounds: np.ndarray
+                       ) -> tuple[pa.RecordBatch, pa.RecordBatch]:
+        """Decode the frames ``idx`` of ``frames`` as sFlow datagrams; ``bounds``: their
+        payload bounds and wire source address (``PacketDecoder.datagram_bounds``)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        start, end, ver, hi, lo = bounds
         ok = (start >= 0) & (end >= start)
         offset = np.where(ok, start, 0)
         length = np.where(ok, end - start, 0)
@@ -149,7 +148,7 @@ class SflowDecoder:
         return self._decode(
             frames.buf, offset, length, truncated, frames.ts_ns[idx].astype(np.int64),
             frames.ts_prec[idx].astype(np.int64), frames.file_offset[idx].astype(np.int64),
-            m[WIRE + H_IPVER, idx], m[WIRE + H_SRC_HI, idx], m[WIRE + H_SRC_LO, idx])
+            np.ascontiguousarray(ver), np.ascontiguousarray(hi), np.ascontiguousarray(lo))
 
     def decode_payloads(self, buf: np.ndarray, offset: np.ndarray, length: np.ndarray,
                         ts_ns: np.ndarray, peer_hi: np.ndarray | None = None,
