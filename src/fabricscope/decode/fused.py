@@ -20,7 +20,7 @@ import numpy as np
 from fabricscope.decode.common import no_refcount
 from fabricscope.decode.slots import M_KIND
 from fabricscope.decode.walk import walk_batch
-from fabricscope.records.packing import pack_chunk
+from fabricscope.records.packing import pack_chunk, reset_chunk
 
 
 @no_refcount
@@ -47,15 +47,11 @@ def walk_and_pack(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
     bytes; see ``PacketColumns.fused_args``); before each chunk the rows ``reset``
     (``slots.reset_rows``) are set back to -1. Returns the number of tunnel layers."""
     n = offset.shape[0]
-    width = m.shape[1]
     nlayers = 0
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         c = b - a
-        for x in range(reset.shape[0]):
-            row = m[reset[x]]
-            for j in range(width):
-                row[j] = -1
+        reset_chunk(m, reset)
         walk_batch(buf, offset[a:b], caplen[a:b], wirelen[a:b], ts_ns[a:b], linktype[a:b],
                    iface[a:b], ts_prec[a:b], file_offset[a:b], m, tables, params, ev, s)
         kind = m[M_KIND]

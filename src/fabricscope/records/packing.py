@@ -219,6 +219,16 @@ def gather_options(buf: np.ndarray, gof: np.ndarray, glen: np.ndarray, n: int,
     return data
 
 
+@njit(inline="always", cache=True)
+def reset_chunk(m: np.ndarray, rows: np.ndarray) -> None:
+    """Set the slot rows ``rows`` (``slots.reset_rows``) of a reused chunk matrix back to
+    -1, before each chunk of both fused walks (``decode/fused.py``, ``sflow/fused.py``)."""
+    for y in range(rows.shape[0]):
+        row = m[rows[y]]
+        for x in range(row.shape[0]):
+            row[x] = -1
+
+
 @no_refcount
 def pack_chunk(m: np.ndarray, c: int, at: int,
                slots1: np.ndarray, rules1: np.ndarray, on1: np.ndarray, out1: np.ndarray,

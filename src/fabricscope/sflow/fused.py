@@ -4,11 +4,12 @@
 The sFlow counterpart of ``decode/fused.py``. The datagram walk (``datagram.py``) writes
 the flow and discard samples of a few datagrams into a small slot matrix (at most
 ``chunk`` records, 144 slots each: it stays in the CPU's level-2 cache); the packet walk
-then decodes the chunk's sampled headers into the same records (``walk_headers``), and
-the matrix is packed at once into the batch's typed columns (``records.arrow.PacketColumns``), and the
-walk goes on with the next datagrams. The whole batch's int64 matrix (1.2 KB a record,
-tens of MB for a receive batch) never exists: writing it, a slot row apart, and reading
-it back cost four times the walk itself.
+then decodes the chunk's sampled headers into the same records (``walk_headers``), the
+matrix is packed at once into the batch's typed columns
+(``records.arrow.PacketColumns``), and the walk goes on with the next datagrams. The
+whole batch's int64 matrix (1.2 KB a record, tens of MB for a receive batch) never
+exists: writing it, a slot row apart, and reading it back cost four times the walk
+itself.
 
 A chunk ends wherever a datagram ends, so records are packed at any position (the
 packers OR validity bits into zeroed bitmaps). Counter samples (one in ten datagrams or
@@ -31,7 +32,7 @@ from fabricscope.decode.slots import (
     M_TS_PREC,
 )
 from fabricscope.decode.walk import walk_batch
-from fabricscope.records.packing import pack_chunk
+from fabricscope.records.packing import pack_chunk, reset_chunk
 from fabricscope.sflow.datagram import walk_datagrams
 
 
@@ -64,7 +65,8 @@ def walk_and_pack_datagrams(
         k0: int, m: np.ndarray, chunk: int, cap_rec: int, cm: np.ndarray, cap_cnt: int,
         sq: np.ndarray, dg: np.ndarray, tables: np.ndarray, params: np.ndarray,
         ev: np.ndarray, s: np.ndarray, t: np.ndarray, lt: np.ndarray, ifc: np.ndarray,
-        prec: np.ndarray, reset: np.ndarray, slots1: np.ndarray, rules1: np.ndarray, on1: np.ndarray, out1: np.ndarray,
+        prec: np.ndarray, reset: np.ndarray,
+        slots1: np.ndarray, rules1: np.ndarray, on1: np.ndarray, out1: np.ndarray,
         bits1: np.ndarray, nulls1: np.ndarray,
         slots2: np.ndarray, rules2: np.ndarray, on2: np.ndarray, out2: np.ndarray,
         bits2: np.ndarray, nulls2: np.ndarray,
@@ -85,7 +87,6 @@ def walk_and_pack_datagrams(
     to -1 before each chunk (``slots.reset_rows``). -> (next datagram, records, counter
     rows, samples, tunnel layers)."""
     nd = offset.shape[0]
-    width = m.shape[1]
     at = 0
     j = 0
     q = 0
@@ -97,10 +98,7 @@ def walk_and_pack_datagrams(
             room = chunk
         if room <= 0:
             break
-        for y in range(reset.shape[0]):
-            row = m[reset[y]]
-            for x in range(width):
-                row[x] = -1
+        reset_chunk(m, reset)
         k2, c, j, q = walk_datagrams(buf, offset, length, truncated, ts_ns, ts_prec,
                                      file_offset, dgram_base, k, m, room, cm, cap_cnt, sq,
                                      dg, ev, t, j, q)
