@@ -10,14 +10,15 @@ Then, each in a fresh subprocess so peak RSS is that of the run alone:
 
 1. in-process: ``fabricscope.pipeline.FileDecoder`` over the 1,000,000-frame file
    (read + decode + Arrow batch), frames/s and peak RSS (ru_maxrss of that process);
-2. whole process: ``fabricscope decode FILE -f parquet -o OUT`` on a 5,000,000-frame
-   file: wall time, frames/s, peak RSS of the child (GNU time's %M, else os.wait4's
+2. whole process: ``fabricscope decode FILE -f arrow -o OUT`` and ``-f parquet`` on a
+   5,000,000-frame file: wall time, frames/s, peak RSS of the child (GNU time's %M, else os.wait4's
    ru_maxrss, what ``resource.getrusage(RUSAGE_CHILDREN)`` gives for one child; the parent
    stays small because Linux starts a child's ru_maxrss at its parent's RSS);
 3. tshark (when installed) on a 100,000-frame slice of the same traffic, printing the
    same fields, for the ratio.
 
     .venv/bin/python bench/decode.py [--frames 1000000] [--process-frames 5000000]
+                                      [--process-formats arrow,parquet]
                                       [--tshark-frames 100000] [--keep DIR] [--json]
 
 Not a test. Targets: >= 5,000,000 frames/s in-process on one core; whole process >= 50x
@@ -306,6 +307,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=1_000_000, help="in-process file size")
     ap.add_argument("--process-frames", type=int, default=5_000_000,
                     help="frames for the whole-process run (0: skip)")
+    ap.add_argument("--process-formats", default="arrow,parquet",
+                    help="output formats of the whole-process runs, comma-separated")
     ap.add_argument("--tshark-frames", type=int, default=100_000,
                     help="frames for the tshark comparison (0: skip)")
     ap.add_argument("--batch-frames", type=int, default=16384)
@@ -348,23 +351,27 @@ def main() -> None:
               f"{r1['peak_rss_mib']:.0f} MiB ({r1['rss_before_mib']:.0f} before the file: "
               f"interpreter, libraries, compiled code); events: {r1['events']}")
 
-        fab_rate = None
+        procs: dict[str, dict[str, float]] = {}
         if args.process_frames:
             big = folder / "mixed-big.pcap"
             generate(big, args.process_frames, 2)
             exe = str(Path(sys.executable).with_name("fabricscope"))
-            outp = folder / "out.parquet"
-            wall, cpu, rss = run_child([exe, "decode", str(big), "-f", "parquet", "-o",
-                                        str(outp), "-q"])
-            fab_rate = args.process_frames / wall
-            results["process"] = {"frames": args.process_frames, "wall_s": wall,
-                                  "cpu_s": cpu, "frames_per_s": fab_rate,
-                                  "frames_per_cpu_s": args.process_frames / cpu,
-                                  "peak_rss_mib": rss, "file_mb": big.stat().st_size / 1e6,
-                                  "parquet_mb": outp.stat().st_size / 1e6}
-            print(f"whole process `fabricscope decode -f parquet`: {args.process_frames:,} frames"
-                  f" ({big.stat().st_size / 1e6:.0f} MB) in {wall:.2f} s wall = "
-                  f"{fab_rate / 1e6:.2f} M frames/s ({cpu:.2f} s CPU), peak RSS {rss:.0f} MiB")
+            for fmt in args.process_formats.split(","):
+                outp = folder / f"out.{fmt}"
+                wall, cpu, rss = run_child([exe, "decode", str(big), "-f", fmt, "-o",
+                                            str(outp), "-q"])
+                rate = args.process_frames / wall
+                procs[fmt] = {"frames": args.process_frames, "wall_s": wall, "cpu_s": cpu,
+                              "frames_per_s": rate,
+                              "frames_per_cpu_s": args.process_frames / cpu,
+                              "peak_rss_mib": rss, "file_mb": big.stat().st_size / 1e6,
+                              "output_mb": outp.stat().st_size / 1e6}
+                print(f"whole process `fabricscope decode -f {fmt}`: "
+                      f"{args.process_frames:,} frames ({big.stat().st_size / 1e6:.0f} MB) in "
+                      f"{wall:.2f} s wall = {rate / 1e6:.2f} M frames/s ({cpu:.2f} s CPU), "
+                      f"peak RSS {rss:.0f} MiB, output {outp.stat().st_size / 1e6:.0f} MB")
+                outp.unlink()
+            results["process"] = procs
             big.unlink()
 
         tshark = shutil.which("tshark")
@@ -381,13 +388,12 @@ def main() -> None:
                                  "frames_per_s": t_rate, "peak_rss_mib": rss}
             line = (f"tshark -T fields: {args.tshark_frames:,} frames in {wall:.2f} s wall = "
                     f"{t_rate:,.0f} frames/s ({cpu:.2f} s CPU), peak RSS {rss:.0f} MiB")
-            if fab_rate:
-                proc = results["process"]
-                assert isinstance(proc, dict)
-                cpu_ratio = (proc["frames_per_cpu_s"]) / (args.tshark_frames / cpu)
-                results["ratio_vs_tshark"] = fab_rate / t_rate
-                results["cpu_ratio_vs_tshark"] = cpu_ratio
-                line += (f"; fabricscope whole process is {fab_rate / t_rate:.0f}x faster "
+            for fmt, proc in procs.items():
+                ratio = proc["frames_per_s"] / t_rate
+                cpu_ratio = proc["frames_per_cpu_s"] / (args.tshark_frames / cpu)
+                results[f"ratio_vs_tshark_{fmt}"] = ratio
+                results[f"cpu_ratio_vs_tshark_{fmt}"] = cpu_ratio
+                line += (f"\n  fabricscope whole process, -f {fmt}: {ratio:.0f}x faster "
                          f"(wall), {cpu_ratio:.0f}x per CPU second")
             print(line)
         elif args.tshark_frames:

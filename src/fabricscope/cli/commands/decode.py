@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 import typer
 
 if TYPE_CHECKING:
+    from fabricscope.records.ipc import ArrowSink
     from fabricscope.records.parquet import ParquetSink
 
 ORDER = 10
@@ -19,7 +20,11 @@ class Format(StrEnum):
     ndjson = "ndjson"
     table = "table"
     parquet = "parquet"
+    arrow = "arrow"
 
+
+#: the formats written to a file (-o FILE required), and their counter file's suffix
+FILE_FORMATS = {Format.parquet: ".counters.parquet", Format.arrow: ".counters.arrow"}
 
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 47: "gre", 58: "icmp6", 4: "ipip", 41: "ipv6"}
 
@@ -45,11 +50,14 @@ def register(app: typer.Typer) -> None:
         path: Annotated[Path, typer.Argument(help="pcap or pcapng file (gzip is fine)")],
         fmt: Annotated[Format, typer.Option("--format", "-f",
                        help="ndjson: one JSON object per record; table: for people; "
-                            "parquet: the record columns to -o FILE (fast path; sFlow "
-                            "counter rows to FILE.counters.parquet)")
+                            "parquet: the record columns to -o FILE (sFlow counter rows "
+                            "to FILE.counters.parquet); arrow: an Arrow IPC (Feather v2) "
+                            "file, LZ4-compressed, the fastest to write and to load "
+                            "(counter rows to FILE.counters.arrow)")
                        ] = Format.ndjson,
         output: Annotated[Path | None, typer.Option("--output", "-o",
-                          help="write here instead of stdout (required for parquet)")
+                          help="write here instead of stdout (required for parquet and "
+                               "arrow)")
                           ] = None,
         limit: Annotated[int | None, typer.Option("--limit", "-n", min=0,
                          help="stop after N records")] = None,
@@ -77,6 +85,10 @@ def register(app: typer.Typer) -> None:
         """
         import json
 
+        from fabricscope.memory import arrow_pool
+
+        arrow_pool()  # before pyarrow loads: jemalloc, a smaller peak (memory.py)
+
         from fabricscope.decode.tables import DecodeConfig
         from fabricscope.errors import InputError, UsageError
         from fabricscope.pipeline import FileDecoder
@@ -86,8 +98,8 @@ def register(app: typer.Typer) -> None:
         cfg = DecodeConfig(max_depth=depth, gre_teb_as_nvgre=(gre_teb == "nvgre"))
         for spec in decode_as or []:
             cfg.decode_as(spec)
-        if fmt is Format.parquet and output is None:
-            raise UsageError("--format parquet needs -o FILE")
+        if fmt in FILE_FORMATS and output is None:
+            raise UsageError(f"--format {fmt.value} needs -o FILE")
         if not path.exists():
             raise InputError("no such file", path=str(path))
 
@@ -129,25 +141,35 @@ class _Sink:
     def __init__(self, fmt: Format, output: Path | None) -> None:
         self.fmt = fmt
         self.output = output
-        self._pq: ParquetSink | None = None
-        self._pqc: ParquetSink | None = None  # sFlow counter rows go to OUTPUT.counters.parquet
+        self._pq: ParquetSink | ArrowSink | None = None
+        # sFlow counter rows go to OUTPUT.counters.parquet (.arrow)
+        self._pqc: ParquetSink | ArrowSink | None = None
         self._fh: TextIO | None = None
         self._console: Any = None
         if fmt is Format.ndjson:
             self._fh = open(output, "w") if output else sys.stdout  # noqa: SIM115
 
-    def write(self, batch: Any) -> int:
-        if self.fmt is Format.parquet:
-            # row groups of 16k records, dictionaries only where values repeat
-            # (records/parquet.py)
-            from fabricscope.records.parquet import ParquetSink
+    def _open(self, path: str, schema: Any) -> ParquetSink | ArrowSink:
+        if self.fmt is Format.arrow:
+            from fabricscope.records.ipc import ArrowSink
 
+            # written on a thread of its own while the next batch is decoded
+            return ArrowSink(path, schema, background=True)
+        # row groups of 16k records, dictionaries only where values repeat
+        # (records/parquet.py)
+        from fabricscope.records.parquet import ParquetSink
+
+        return ParquetSink(path, schema)
+
+    def write(self, batch: Any) -> int:
+        if self.fmt in FILE_FORMATS:
             if "ifindex" in batch.schema.names:  # sFlow counter rows: their own file
                 if self._pqc is None:
-                    self._pqc = ParquetSink(f"{self.output}.counters.parquet", batch.schema)
+                    self._pqc = self._open(f"{self.output}{FILE_FORMATS[self.fmt]}",
+                                           batch.schema)
                 return self._pqc.write(batch)
             if self._pq is None:
-                self._pq = ParquetSink(str(self.output), batch.schema)
+                self._pq = self._open(str(self.output), batch.schema)
             return self._pq.write(batch)
         if self.fmt is Format.ndjson:
             from fabricscope.records.present import write_ndjson
