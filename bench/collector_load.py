@@ -208,7 +208,7 @@ def main() -> None:
     ap.add_argument("--start", type=float, default=20_000, help="first rate, datagrams/s")
     ap.add_argument("--max-rate", type=float, default=2_000_000)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--out", choices=["parquet", "ndjson"], default=None,
+    ap.add_argument("--out", choices=["arrow", "parquet", "ndjson"], default=None,
                     help="also have the collector write its batches")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()

@@ -164,8 +164,17 @@ def test_collect_ipv6_loopback() -> None:
     assert sink.n_records == 1400
 
 
-def test_duration_stops_and_flushes(tmp_path: Path) -> None:
-    path = tmp_path / "o.parquet"
+def _read(path: str | Path) -> pa.Table:
+    if str(path).endswith(".arrow"):
+        import pyarrow.ipc as ipc
+
+        return ipc.open_file(path).read_all()
+    return pq.read_table(path)
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "arrow"])
+def test_duration_stops_and_flushes(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"o.{suffix}"
     col = Collector(CollectorOptions(host="127.0.0.1", port=0, duration=3.0,
                                      flush_interval=30.0, batch_datagrams=10**6),
                     FileSink(path))
@@ -174,8 +183,12 @@ def test_duration_stops_and_flushes(tmp_path: Path) -> None:
     send(col.port or 0, 700)
     t.join(120)
     assert not t.is_alive()
-    assert pq.read_table(path).num_rows == 4900
-    assert pq.read_table(str(path) + ".counters.parquet").num_rows == 70
+    records = _read(path)
+    assert records.num_rows == 4900
+    assert records.column("agent").null_count == 0 and records.column("vni").null_count == 0
+    counters = _read(f"{path}.counters.{suffix}")
+    assert counters.num_rows == 70
+    assert counters.column("port_name").null_count == 0
     acc = json.loads(Path(str(path) + ".accounting.json").read_text())
     assert acc["datagrams"] == 700 and acc["output"] == {"records": 4900, "counters": 70}
 
@@ -443,3 +456,19 @@ def test_datagram_larger_than_a_slot_is_counted_truncated() -> None:
     assert f["socket"]["received"] == 1 and f["socket"]["truncated"] == 1
     assert f["events"].get("sflow_truncated_datagram") == 1
     assert 0 < sink.n_records < 14  # what fitted in the slot was decoded
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "arrow"])
+def test_an_empty_run_leaves_a_readable_file(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"o.{suffix}"
+    sink = FileSink(path)
+    sink.close({"datagrams": 0})
+    assert _read(path).num_rows == 0
+    assert "vni" in _read(path).column_names
+    assert json.loads(Path(f"{path}.accounting.json").read_text())["output"] == {
+        "records": 0, "counters": 0}
+
+
+def test_an_unknown_out_suffix_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"must end in \.ndjson, \.parquet or \.arrow"):
+        FileSink(tmp_path / "o.csv")

@@ -25,8 +25,9 @@ def register(app: typer.Typer) -> None:
                             help="do not write to any store (--out only, or accounting "
                                  "only)")] = False,
         out: Annotated[Path | None, typer.Option("--out", "-o",
-                       help="also write FILE.ndjson or FILE.parquet (counters in "
-                            "FILE.counters.parquet, accounting in FILE.accounting.json)")
+                       help="also write FILE.ndjson, FILE.parquet or FILE.arrow (Arrow "
+                            "IPC, the cheapest to write; counters in FILE.counters.parquet "
+                            "or .arrow, accounting in FILE.accounting.json)")
                        ] = None,
         duration: Annotated[float | None, typer.Option("--duration", min=0.0,
                             help="stop after SECONDS (default: until SIGINT/SIGTERM)")
