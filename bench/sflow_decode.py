@@ -15,7 +15,8 @@ the run alone, and nothing is shared with the generator):
 2. ``file``: ``fabricscope.pipeline.FileDecoder`` over the pcap (read, outer
    Ethernet/IPv4/UDP decode, sFlow walk, Arrow batches);
 3. ``process``: the whole command ``fabricscope decode FILE -f parquet -o OUT`` (startup,
-   JIT cache load, Parquet writing), wall time and peak RSS from ``os.wait4``.
+   JIT cache load, Parquet writing), wall time and peak RSS from ``os.wait4``;
+   ``process-arrow``: the same with ``-f arrow`` (an Arrow IPC file).
 
 Rates are flow samples per second: CPU time of the process (``time.process_time``, what
 one core gives when it is not shared) and wall time; repeated ``--repeat`` times, best run
@@ -143,10 +144,10 @@ def run_file(path: Path) -> dict[str, Any]:
             "cpu_s": cpu, "wall_s": wall, "peak_rss_mb": _rss_mb()}
 
 
-def run_process(path: Path, out: Path) -> dict[str, Any]:
+def run_process(path: Path, out: Path, fmt: str = "parquet") -> dict[str, Any]:
     t0 = time.perf_counter()
     p = subprocess.Popen([sys.executable, "-m", "fabricscope", "decode", str(path), "-f",
-                          "parquet", "-o", str(out), "--summary-json"], cwd=ROOT,
+                          fmt, "-o", str(out), "--summary-json"], cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert p.stderr is not None
     err = p.stderr.read()
@@ -194,11 +195,14 @@ def main() -> None:
     info = json.loads(out.stdout.strip().splitlines()[-1])
     info["generate_s"] = round(time.perf_counter() - t, 2)
     results: dict[str, Any] = {"input": info}
-    for mode in ("payloads", "file", "process"):
+    modes = ("payloads", "file", "process", "process-arrow")
+    for mode in modes:
         best: dict[str, Any] | None = None
         for _ in range(a.repeat):
             if mode == "process":
                 r = run_process(path, tmp / "out.parquet")
+            elif mode == "process-arrow":
+                r = run_process(path, tmp / "out.arrow", "arrow")
             else:
                 out = subprocess.run([sys.executable, __file__, "--child", mode, str(path)],
                                      check=True, capture_output=True, text=True, cwd=ROOT)
@@ -217,15 +221,15 @@ def main() -> None:
         i = results["input"]
         print(f"input: {i['datagrams']:,} datagrams, {i['flow_samples']:,} flow samples, "
               f"{i['counter_samples']:,} counter samples, {i['bytes'] / 1e6:.0f} MB pcap")
-        for mode in ("payloads", "file", "process"):
+        for mode in modes:
             r = results[mode]
-            print(f"{mode:9s} {r['flow_samples']:>10,} samples  cpu {r['cpu_s']:6.2f} s "
+            print(f"{mode:13s} {r['flow_samples']:>10,} samples  cpu {r['cpu_s']:6.2f} s "
                   f"-> {r['samples_per_s_cpu']:>10,} samples/s   wall {r['wall_s']:6.2f} s "
                   f"-> {r['samples_per_s_wall']:>10,} samples/s   peak RSS "
                   f"{r['peak_rss_mb']:.0f} MB")
             if "first_pass_cpu_s" in r:
                 fp = r["flow_samples"] / max(r["first_pass_cpu_s"], 1e-9)
-                print(f"{'':9s} first pass in the fresh process: cpu "
+                print(f"{'':13s} first pass in the fresh process: cpu "
                       f"{r['first_pass_cpu_s']:6.2f} s -> {fp:>10,.0f} samples/s")
         print(f"load average {results['loadavg'][0]:.1f} on {results['cpus']} CPUs "
               "(CPU-time rates are what one unshared core gives)")
