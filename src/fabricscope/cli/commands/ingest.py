@@ -271,6 +271,10 @@ def register(app: typer.Typer) -> None:
         Files ingested before are skipped (--force to ingest them again). A bad file stops
         with a one-line message and exit code 2; what was decoded before the error is kept.
         """
+        from fabricscope.memory import arrow_pool
+
+        arrow_pool()  # before pyarrow loads: jemalloc (memory.py)
+
         from fabricscope.decode.tables import DecodeConfig
         from fabricscope.errors import InputError, UsageError
         from fabricscope.store import open_store
