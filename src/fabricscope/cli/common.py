@@ -1,11 +1,14 @@
-"""Options and helpers shared by the query commands (trace, impact, matrix, predict, check)."""
+"""Options and helpers shared by the commands: the query commands (trace, impact, matrix,
+predict, check), and the progress bar of those that read capture files (ingest, decode)."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -96,3 +99,37 @@ def console(stderr: bool = False) -> Any:
     if not c.is_terminal:
         c = Console(highlight=False, stderr=stderr, width=140)
     return c
+
+
+def uncompressed_size(path: Path, size: int) -> int:
+    """Uncompressed size of a gzip file (ISIZE trailer, modulo 4 GiB) for the progress bar."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(2) != b"\x1f\x8b":
+                return size
+            fh.seek(-4, os.SEEK_END)
+            isize = int.from_bytes(fh.read(4), "little")
+    except OSError:
+        return size
+    while isize < size:
+        isize += 1 << 32
+    return isize
+
+
+def progress_bar(to: Any = None) -> Any:
+    """A progress bar on stderr for reading a capture file: bytes, rate, records, time
+    left (``ingest``, ``decode -o``)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), TextColumn("{task.fields[records]:,} records"),
+                    TimeRemainingColumn(), console=to or Console(stderr=True),
+                    transient=False)

@@ -76,6 +76,10 @@ def register(app: typer.Typer) -> None:
                          help="no closing summary on stderr")] = False,
         summary_json: Annotated[bool, typer.Option("--summary-json",
                                 help="closing summary as JSON on stderr")] = False,
+        show_progress: Annotated[bool | None, typer.Option(
+            "--progress/--no-progress",
+            help="a progress bar on stderr (default: when writing to -o FILE and stderr "
+                 "is a terminal)")] = None,
     ) -> None:
         """Decode a capture file: wire headers, every tunnel layer, inner headers, sFlow samples.
 
@@ -105,11 +109,18 @@ def register(app: typer.Typer) -> None:
 
         from fabricscope.memory import freeze_gc
 
-        fd = FileDecoder(path, cfg, sflow=sflow)
+        if show_progress is None:
+            show_progress = (output is not None and not quiet and not summary_json
+                             and sys.stderr.isatty())
+        bar = _Bar(path) if show_progress else None
+        fd = FileDecoder(path, cfg, sflow=sflow,
+                         progress=bar.update if bar is not None else None)
         sink = _Sink(fmt, output)
         freeze_gc()  # the imported modules are not walked by every collection
         written = 0
         failure: InputError | None = None
+        if bar is not None:
+            bar.start()
         try:
             for step in fd:
                 for batch in (step.records, step.counters):
@@ -122,10 +133,16 @@ def register(app: typer.Typer) -> None:
                     written += sink.write(batch)
                 if limit is not None and written >= limit:
                     break
+                if bar is not None:
+                    bar.records = written
         except InputError as exc:
             failure = exc
         finally:
-            sink.close()
+            try:
+                sink.close()
+            finally:
+                if bar is not None:
+                    bar.stop(done=failure is None)
         s = fd.summary
         if summary_json:
             d = s.to_dict()
@@ -135,6 +152,31 @@ def register(app: typer.Typer) -> None:
             _print_summary(s, written)
         if failure is not None:
             raise failure
+
+
+class _Bar:
+    """The progress bar of ``decode``: bytes of the file read, records written."""
+
+    def __init__(self, path: Path) -> None:
+        from fabricscope.cli.common import progress_bar, uncompressed_size
+
+        self.total = uncompressed_size(path, path.stat().st_size)
+        self.progress = progress_bar()
+        self.task = self.progress.add_task(path.name, total=self.total, records=0)
+        self.records = 0
+
+    def start(self) -> None:
+        self.progress.start()
+
+    def update(self, frames: int, nbytes: int) -> None:
+        # (bytes of frames, plus 16 per pcap record header: close to the file's size)
+        self.progress.update(self.task, completed=min(self.total, nbytes + 16 * frames),
+                             records=self.records)
+
+    def stop(self, *, done: bool) -> None:
+        if done:  # (after an error the bar stays where the error was)
+            self.progress.update(self.task, completed=self.total, records=self.records)
+        self.progress.stop()
 
 
 class _Sink:

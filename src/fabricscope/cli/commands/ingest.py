@@ -14,7 +14,6 @@ skipped by the store and the rest goes in.
 from __future__ import annotations
 
 import hashlib
-import os
 import queue
 import sys
 import threading
@@ -27,6 +26,8 @@ from typing import Annotated, Any
 import typer
 
 from fabricscope.cli.common import DbOpt, JsonOpt
+from fabricscope.cli.common import progress_bar as _progress
+from fabricscope.cli.common import uncompressed_size as _gzip_size
 
 ORDER = 20
 
@@ -102,21 +103,6 @@ class _Writer:
     def close(self) -> None:
         self.q.put(None)
         self.thread.join()
-
-
-def _gzip_size(path: Path, size: int) -> int:
-    """Uncompressed size of a gzip file (ISIZE trailer, modulo 4 GiB) for the progress bar."""
-    try:
-        with open(path, "rb") as fh:
-            if fh.read(2) != b"\x1f\x8b":
-                return size
-            fh.seek(-4, os.SEEK_END)
-            isize = int.from_bytes(fh.read(4), "little")
-    except OSError:
-        return size
-    while isize < size:
-        isize += 1 << 32
-    return isize
 
 
 def _options_digest(parts: list[str]) -> str:
@@ -319,23 +305,6 @@ def register(app: typer.Typer) -> None:
             err = bad[0].error or f"{bad[0].path}: failed"
             more = f" (and {len(bad) - 1} more file(s))" if len(bad) > 1 else ""
             raise InputError(err + more)
-
-
-def _progress(console: Any = None) -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), TextColumn("{task.fields[records]:,} records"),
-                    TimeRemainingColumn(), console=console or Console(stderr=True),
-                    transient=False)
 
 
 def _totals(results: list[FileResult], seconds: float) -> dict[str, Any]:
