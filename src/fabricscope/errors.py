@@ -28,6 +28,18 @@ class InputError(FabricscopeError):
         super().__init__(prefix + message)
 
 
+class OutputError(FabricscopeError):
+    """The output cannot be written (a missing directory, no permission, a full disk):
+    names the file."""
+
+    def __init__(self, path: str, exc: BaseException) -> None:
+        import os
+
+        errno = getattr(exc, "errno", None)
+        why = os.strerror(errno) if errno else (str(exc).strip().splitlines() or [""])[0]
+        super().__init__(f"cannot write {path}: {why or type(exc).__name__}")
+
+
 class UsageError(FabricscopeError):
     """A bad option value or combination."""
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
+from fabricscope.errors import OutputError
+
 if TYPE_CHECKING:
     from fabricscope.records.ipc import ArrowSink
     from fabricscope.records.parquet import ParquetSink
@@ -180,6 +182,9 @@ class _Bar:
 
 
 class _Sink:
+    """Where ``decode`` writes. A file that cannot be written (a missing directory, no
+    permission, a full disk) is a one-line ``OutputError`` naming it, not a traceback."""
+
     def __init__(self, fmt: Format, output: Path | None) -> None:
         self.fmt = fmt
         self.output = output
@@ -189,7 +194,16 @@ class _Sink:
         self._fh: TextIO | None = None
         self._console: Any = None
         if fmt is Format.ndjson:
-            self._fh = open(output, "w") if output else sys.stdout  # noqa: SIM115
+            try:
+                self._fh = open(output, "w") if output else sys.stdout  # noqa: SIM115
+            except OSError as exc:
+                raise OutputError(str(output), exc) from None
+
+    def write(self, batch: Any) -> int:
+        try:
+            return self._write(batch)
+        except OSError as exc:
+            raise OutputError(str(self.output), exc) from None
 
     def _open(self, path: str, schema: Any) -> ParquetSink | ArrowSink:
         if self.fmt is Format.arrow:
@@ -203,7 +217,7 @@ class _Sink:
 
         return ParquetSink(path, schema)
 
-    def write(self, batch: Any) -> int:
+    def _write(self, batch: Any) -> int:
         if self.fmt in FILE_FORMATS:
             if "ifindex" in batch.schema.names:  # sFlow counter rows: their own file
                 if self._pqc is None:
@@ -259,6 +273,12 @@ class _Sink:
         return n
 
     def close(self) -> None:
+        try:
+            self._close()
+        except OSError as exc:
+            raise OutputError(str(self.output), exc) from None
+
+    def _close(self) -> None:
         try:
             if self._pq is not None:
                 self._pq.close()
