@@ -3,6 +3,7 @@ received and decoded, or counted as a kernel drop; graceful stop flushes everyth
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -472,3 +473,43 @@ def test_an_empty_run_leaves_a_readable_file(tmp_path: Path, suffix: str) -> Non
 def test_an_unknown_out_suffix_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"must end in \.ndjson, \.parquet or \.arrow"):
         FileSink(tmp_path / "o.csv")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a tiny tmpfs")
+@pytest.mark.parametrize("suffix", ["parquet", "arrow"])
+def test_a_full_disk_is_one_line(tmp_path: Path, suffix: str) -> None:
+    """``--out`` on a disk that fills up: the sink raises ``OutputError`` (one line naming
+    the file, exit code 2), not a traceback from pyarrow."""
+    from fabricscope.errors import OutputError
+    from fabricscope.sflow.decoder import SflowDecoder
+
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount tmpfs: {r.stderr.strip()}")
+    try:
+        buf, off, ln = synthetic_datagrams(3000)
+        recs, cnts = SflowDecoder().decode_payloads(buf, off, ln,
+                                                    np.arange(3000, dtype=np.int64))
+        sink = FileSink(mnt / f"o.{suffix}")
+        try:
+            with pytest.raises(OutputError,
+                               match=r"cannot write .*: No space left on device"):
+                for _ in range(50):
+                    sink(recs, cnts, {})
+        finally:
+            with contextlib.suppress(OutputError):
+                sink.close({})  # (the collector closes its sinks when it stops)
+    finally:
+        _unmount(mnt)
+
+
+def _unmount(mnt: Path) -> None:
+    """Unmount a test's tmpfs; a file still open on it (a sink that did not close its
+    file after an error) fails the test, after a lazy unmount so nothing is left."""
+    r = subprocess.run(["umount", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        pytest.fail(f"umount {mnt}: {r.stderr.strip()} (a file left open?)")

@@ -80,5 +80,8 @@ def test_a_full_disk_is_one_line(tmp_path: Path, fmt: str) -> None:
                                                str(out)])
         assert isinstance(res.exception, OutputError), res.exception
         assert str(res.exception) == f"cannot write {out}: No space left on device"
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+    finally:  # a file left open on it (a sink that failed to close it) fails the test
+        r = subprocess.run(["umount", str(mnt)], capture_output=True, text=True)
+        if r.returncode != 0:
+            subprocess.run(["umount", "-l", str(mnt)], check=False)
+            pytest.fail(f"umount {mnt}: {r.stderr.strip()} (a file left open?)")

@@ -97,7 +97,14 @@ class ArrowSink:
         # each buffer to another thread: 0.6 s more CPU time on 5,000,000 frames)
         opts = ipc.IpcWriteOptions(compression=compression, emit_dictionary_deltas=True,
                                    use_threads=not background)
-        self._writer = ipc.new_file(path, schema, options=opts)
+        # the file is ours to close: a writer whose close() failed (a full disk while
+        # writing the footer) would otherwise keep it open until garbage-collected
+        self._file = pa.OSFile(path, "wb")
+        try:
+            self._writer = ipc.new_file(self._file, schema, options=opts)
+        except BaseException:
+            self._file.close()
+            raise
         self._error: BaseException | None = None
         self._queue: queue.Queue[pa.RecordBatch | None] | None = None
         self._thread: threading.Thread | None = None
@@ -144,4 +151,7 @@ class ArrowSink:
                 self._queue = None
             self._raise()
         finally:
-            self._writer.close()
+            try:
+                self._writer.close()
+            finally:
+                self._file.close()

@@ -460,6 +460,16 @@ class FileSink:
 
     def __call__(self, records: pa.RecordBatch, counters: pa.RecordBatch,
                  accounting: dict[str, Any]) -> None:
+        """Write a batch; a file that cannot be written (a full disk) raises a one-line
+        ``OutputError`` naming it (the collector then stops)."""
+        from fabricscope.errors import OutputError
+
+        try:
+            self._write(records, counters)
+        except OSError as exc:
+            raise OutputError(str(self.path), exc) from None
+
+    def _write(self, records: pa.RecordBatch, counters: pa.RecordBatch) -> None:
         if self.format == "ndjson":
             from fabricscope.records.present import write_ndjson
 
@@ -477,6 +487,14 @@ class FileSink:
             self.counters += self._pqc.write(counters)
 
     def close(self, accounting: dict[str, Any]) -> None:
+        from fabricscope.errors import OutputError
+
+        try:
+            self._close(accounting)
+        except OSError as exc:
+            raise OutputError(str(self.path), exc) from None
+
+    def _close(self, accounting: dict[str, Any]) -> None:
         if self._fh is not None:
             self._fh.close()
         if self._pq is None and self.format != "ndjson":
