@@ -121,6 +121,7 @@ def register(app: typer.Typer) -> None:
         freeze_gc()  # the imported modules are not walked by every collection
         written = 0
         failure: InputError | None = None
+        finished = False  # every frame read (or --limit reached), no error
         if bar is not None:
             bar.start()
         try:
@@ -137,6 +138,7 @@ def register(app: typer.Typer) -> None:
                     break
                 if bar is not None:
                     bar.records = written
+            finished = True
         except InputError as exc:
             failure = exc
         finally:
@@ -144,7 +146,7 @@ def register(app: typer.Typer) -> None:
                 sink.close()
             finally:
                 if bar is not None:
-                    bar.stop(done=failure is None)
+                    bar.stop(done=finished)
         s = fd.summary
         if summary_json:
             d = s.to_dict()
