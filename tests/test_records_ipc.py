@@ -162,3 +162,23 @@ def test_arrow_pool_is_jemalloc_unless_the_user_chose() -> None:
     assert _pool() == "jemalloc"  # before pyarrow loads: the C++ default is set
     assert _pool("import pyarrow; ") == "jemalloc"  # after: the Python side is switched
     assert _pool(ARROW_DEFAULT_MEMORY_POOL="system") == "system"  # the user's choice stays
+
+
+def test_background_keeps_order_and_never_blocks_after_an_error() -> None:
+    """Items run in order on the thread; after a failure the caller gets the error at
+    its next call, and puts after that do not hang (the thread keeps draining)."""
+    from fabricscope.records.background import Background
+
+    seen: list[int] = []
+
+    def fn(x: int) -> None:
+        if x == 50:
+            raise OSError(28, "No space left on device")
+        seen.append(x)
+
+    bg = Background(fn, name="t")
+    with pytest.raises(OSError, match="No space left"):
+        for x in range(200):
+            bg.put(x)
+    bg.close()  # does not hang, and the error was raised once
+    assert seen == list(range(50))  # nothing after the failure was written

@@ -21,12 +21,12 @@ writer then sends as deltas.
 
 from __future__ import annotations
 
-import queue
-import threading
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+from fabricscope.records.background import Background
 
 #: compressions an IPC file may use (pyarrow's names); None: uncompressed
 COMPRESSIONS = ("lz4", "zstd", None)
@@ -77,12 +77,10 @@ class ArrowSink:
 
     ``background=True``: batches are compressed and written on a thread of their own
     while the caller decodes the next one (pyarrow releases the GIL while it writes). At
-    most ``QUEUE`` batches wait for it (one decoder batch is about 4 MB): on two cores
+    most one batch waits for it (one decoder batch is about 4 MB): on two cores
     ``decode -f arrow`` of bench/decode.py's 5,000,000 frames took about a quarter less
     wall time, for the same CPU time and peak memory. A write error is raised by the
-    next ``write`` or by ``close``."""
-
-    QUEUE = 1
+    next ``write`` or by ``close`` (``records/background.py``)."""
 
     def __init__(self, path: str, schema: pa.Schema, *, compression: str | None = "lz4",
                  background: bool = False) -> None:
@@ -105,31 +103,12 @@ class ArrowSink:
         except BaseException:
             self._file.close()
             raise
-        self._error: BaseException | None = None
-        self._queue: queue.Queue[pa.RecordBatch | None] | None = None
-        self._thread: threading.Thread | None = None
-        if background:
-            self._queue = queue.Queue(maxsize=self.QUEUE)
-            self._thread = threading.Thread(target=self._drain, name="arrow-sink",
-                                            daemon=True)
-            self._thread.start()
-
-    def _drain(self) -> None:
-        assert self._queue is not None
-        while (batch := self._queue.get()) is not None:
-            if self._error is None:  # after an error: keep taking, so put() never blocks
-                try:
-                    self._writer.write_batch(batch)
-                except BaseException as exc:  # handed to the caller's thread
-                    self._error = exc
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            exc, self._error = self._error, None
-            raise exc
+        self._bg = Background(self._writer.write_batch, name="arrow-sink") if background \
+            else None
 
     def write(self, batch: pa.RecordBatch) -> int:
-        self._raise()
+        if self._bg is not None:
+            self._bg.raise_error()
         if not batch.num_rows:
             return 0
         if self._vocab:
@@ -137,19 +116,16 @@ class ArrowSink:
             for k, v in self._vocab.items():
                 cols[k] = v.recode(cols[k])
             batch = pa.RecordBatch.from_arrays(cols, schema=self.schema)
-        if self._queue is not None:
-            self._queue.put(batch)
+        if self._bg is not None:
+            self._bg.put(batch)
         else:
             self._writer.write_batch(batch)
         return int(batch.num_rows)
 
     def close(self) -> None:
         try:
-            if self._queue is not None and self._thread is not None:
-                self._queue.put(None)
-                self._thread.join()
-                self._queue = None
-            self._raise()
+            if self._bg is not None:
+                self._bg.close()
         finally:
             try:
                 self._writer.close()
