@@ -427,3 +427,52 @@ def test_vlan_tagged_sample() -> None:
     frame = bytes(Ether() / Dot1Q(vlan=42) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP())
     r, _ = one(dgram([flow([E.raw_header(frame)])]))
     assert (r["vlan"], r["src"]) == (42, "10.0.0.1")
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_bounds_first_batches_equal_packets_first(tmp_path: Path, force: bool) -> None:
+    """``FileDecoder``'s adaptive path (after a batch of only sFlow datagrams, the next is
+    walked for its datagram bounds first) gives what the packets-first path gives: the
+    same records, counter rows, events, summary and sequence accounting, through
+    all-sFlow batches, a batch with a TCP frame in it (the fallback), a cut datagram
+    frame and an empty frame."""
+    from fabricscope.capture.writer import PcapWriter
+    from fabricscope.pipeline import FileDecoder
+
+    path = tmp_path / "s.pcap"
+    dgrams = _many(40)
+    with PcapWriter(path) as w:
+        for k, d in enumerate(dgrams):
+            if k == 25:
+                w.write(tcp_frame(), T0 + k * 1000)  # a packet in the sixth batch
+            if k == 33:  # a datagram frame cut inside its UDP header
+                w.write(bytes(Ether() / IP() / UDP(dport=6343) / d)[:38], T0 + k * 1000)
+            w.write(bytes(Ether() / IP(src="198.51.100.1", dst="198.51.100.2")
+                          / UDP(sport=40000, dport=6343) / d), T0 + k * 1000 + 1)
+
+    def run(bounds_first: bool) -> tuple[Any, ...]:
+        fd = FileDecoder(path, sflow=force, batch_frames=5)
+        fd.bounds_first = bounds_first
+        calls = [0]
+        decode = fd.packets.decode
+
+        def counted(frames: Any) -> pa.RecordBatch:
+            calls[0] += 1
+            return decode(frames)
+
+        fd.packets.decode = counted  # type: ignore[method-assign]
+        steps = list(fd)
+        recs = pa.concat_tables([pa.Table.from_batches([s.records]) for s in steps])
+        cnts = pa.concat_tables([pa.Table.from_batches([s.counters]) for s in steps
+                                 if s.counters is not None])
+        summary = fd.summary.to_dict()
+        summary.pop("seconds")
+        return recs, cnts, summary, fd.sflow_accounting(), calls[0]
+
+    fast, slow = run(True), run(False)
+    # 9 batches: packets first decodes each as packets; the adaptive path only the
+    # first and the ones after a batch that was not all sFlow
+    assert slow[4] == 9 and 2 <= fast[4] <= 4
+    assert fast[0].num_rows > 100 and fast[1].num_rows > 0
+    assert fast[0].equals(slow[0]) and fast[1].equals(slow[1])
+    assert fast[2] == slow[2] and fast[3] == slow[3]

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +20,9 @@ import pyarrow as pa
 from fabricscope.decode import PacketDecoder
 from fabricscope.decode.tables import DecodeConfig
 from fabricscope.errors import InputError
+
+if TYPE_CHECKING:
+    from fabricscope.capture.frames import FrameBatch
 
 SFLOW_PORT = 6343
 
@@ -85,6 +88,11 @@ class FileDecoder:
         self.packets = PacketDecoder(self.config)
         self.summary = DecodeSummary(path=self.path)
         self._sflow: Any = None
+        self.bounds_first = True
+        """Adaptive: when the previous batch held only sFlow datagrams, the next one is
+        walked for its datagram bounds first, and decoded as packets only if some frame
+        is not a datagram (see ``_all_sflow``). False: always packets first."""
+        self._expect_sflow = False
 
     def _sflow_decoder(self) -> Any:
         if self._sflow is None:
@@ -94,6 +102,33 @@ class FileDecoder:
                 return None
             self._sflow = SflowDecoder(self.config)
         return self._sflow
+
+    def _is_sflow(self, bounds: np.ndarray) -> np.ndarray:
+        sfl: np.ndarray = bounds[5] == 17  # UDP (BOUND_ROWS: protocol, then dport)
+        if not self.force_sflow:
+            sfl &= bounds[6] == SFLOW_PORT
+        return sfl
+
+    def _all_sflow(self, frames: FrameBatch) -> tuple[pa.RecordBatch, pa.RecordBatch] | None:
+        """A batch expected to hold only sFlow datagrams (a capture of an sFlow feed):
+        one walk of its frames gives their datagram bounds, and, if every frame is a
+        datagram, they are decoded from those; otherwise None, and nothing is counted
+        (the batch then goes the packets-first way). Saves the packet records of frames
+        that are all dropped for their samples: one walk and the packing of a batch."""
+        n = len(frames)
+        ev = np.zeros_like(self.packets.event_counts)
+        everything = np.arange(n, dtype=np.int64)
+        bounds = self.packets.datagram_bounds(frames, everything, events=ev)
+        if not bool(self._is_sflow(bounds).all()):
+            self._expect_sflow = False
+            return None
+        sdec = self._sflow_decoder()
+        if sdec is None:
+            return None
+        self.packets.event_counts += ev  # the frames' own events, as decode() counts them
+        self.packets.frames += n
+        samples, counters = sdec.decode_bounded(frames, everything, bounds)
+        return samples, counters
 
     def sflow_accounting(self) -> dict[str, Any] | None:
         """The sFlow accounting (sequence gaps, agent drops...) of what was decoded."""
@@ -117,12 +152,26 @@ class FileDecoder:
                         lo, hi = int(frames.ts_ns.min()), int(frames.ts_ns.max())
                         s.first_ts_ns = lo if s.first_ts_ns is None else min(s.first_ts_ns, lo)
                         s.last_ts_ns = hi if s.last_ts_ns is None else max(s.last_ts_ns, hi)
+                    if self._expect_sflow and n:
+                        done = self._all_sflow(frames)
+                        if done is not None:
+                            samples, counters = done
+                            s.sflow_datagrams += n
+                            s.records += samples.num_rows
+                            s.counter_records += counters.num_rows if counters is not None \
+                                else 0
+                            yield Decoded(samples, counters)
+                            if self.progress is not None:
+                                self.progress(s.frames, s.bytes)
+                            continue
                     # the fast path: records straight from the decoder (no slot matrix)
                     out = self.packets.decode(frames)
                     sfl = _values(out.column("proto"), np.uint8) == 17
                     if not self.force_sflow:
                         sfl &= _values(out.column("dport"), np.uint16) == SFLOW_PORT
                     sdec = self._sflow_decoder() if sfl.any() else None
+                    self._expect_sflow = self.bounds_first and n > 0 and \
+                        sdec is not None and bool(sfl.all())
                     if sdec is None:
                         s.records += out.num_rows
                         yield Decoded(out)

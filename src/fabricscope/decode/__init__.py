@@ -18,7 +18,9 @@ import numpy as np
 
 from fabricscope.decode.events import NEVENTS_MAX, counts_by_name
 from fabricscope.decode.slots import (
+    H_DPORT,
     H_IPVER,
+    H_PROTO,
     H_SRC_HI,
     H_SRC_LO,
     M_KIND,
@@ -47,7 +49,11 @@ _RESET = np.array(reset_rows(sflow=False), np.int64)  # the walk's chunk rows to
 
 #: the slot rows ``PacketDecoder.datagram_bounds`` returns, in this order: where decoding
 #: stopped (a UDP datagram's payload start and end) and the wire source address
-BOUND_ROWS = (M_PAYLOAD, M_PAYLOAD_END, WIRE + H_IPVER, WIRE + H_SRC_HI, WIRE + H_SRC_LO)
+BOUND_ROWS = (M_PAYLOAD, M_PAYLOAD_END, WIRE + H_IPVER, WIRE + H_SRC_HI, WIRE + H_SRC_LO,
+              WIRE + H_PROTO, WIRE + H_DPORT)
+"""What ``PacketDecoder.datagram_bounds`` gives of each frame: payload start and end, the
+wire source address (IP version, high and low halves), then IP protocol and destination
+port (which frames are sFlow datagrams)."""
 BOUNDS_CHUNK = 1024  # frames walked at a time by datagram_bounds (a 1.2 MB matrix)
 
 
@@ -98,13 +104,15 @@ class PacketDecoder:
             self.frames += n
         return m
 
-    def datagram_bounds(self, frames: FrameBatch, idx: np.ndarray) -> np.ndarray:
+    def datagram_bounds(self, frames: FrameBatch, idx: np.ndarray,
+                        events: np.ndarray | None = None) -> np.ndarray:
         """For the frames ``idx``: the rows ``BOUND_ROWS`` of their slot-matrix columns
-        (``(5, len(idx))`` int64), what the sFlow decoder needs of a datagram's outer
-        headers. The same values as ``decode_matrix(frames)[BOUND_ROWS][:, idx]``, but
-        only those frames are walked, ``BOUNDS_CHUNK`` at a time through one reused
-        matrix: no full matrix of the batch (19 MB for 16,384 frames, filled and walked
-        for every frame). Events are not counted: the frames' records counted them."""
+        (``(len(BOUND_ROWS), len(idx))`` int64), what the sFlow decoder needs of a
+        datagram's outer headers. The same values as
+        ``decode_matrix(frames)[BOUND_ROWS][:, idx]``, but only those frames are walked,
+        ``BOUNDS_CHUNK`` at a time through one reused matrix: no full matrix of the batch
+        (19 MB for 16,384 frames, filled and walked for every frame). Events are counted
+        into ``events`` if given (else not: the frames' records counted them)."""
         from fabricscope.decode.walk import walk_batch
 
         idx = np.asarray(idx, dtype=np.int64)
@@ -115,7 +123,7 @@ class PacketDecoder:
         if self._bounds is None:
             self._bounds = np.full((NSLOTS, padded_width(BOUNDS_CHUNK)), -1, np.int64)
         m = self._bounds
-        ev = np.zeros(NEVENTS_MAX, dtype=np.int64)
+        ev = np.zeros(NEVENTS_MAX, dtype=np.int64) if events is None else events
         off, cap, wire, ts = (frames.offset[idx], frames.caplen[idx], frames.wirelen[idx],
                               frames.ts_ns[idx])
         lt, ifc, prec, foff = (frames.linktype[idx], frames.iface[idx], frames.ts_prec[idx],

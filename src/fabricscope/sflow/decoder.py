@@ -140,7 +140,7 @@ class SflowDecoder:
         """Decode the frames ``idx`` of ``frames`` as sFlow datagrams; ``bounds``: their
         payload bounds and wire source address (``PacketDecoder.datagram_bounds``)."""
         idx = np.asarray(idx, dtype=np.int64)
-        start, end, ver, hi, lo = bounds
+        start, end, ver, hi, lo = bounds[:5]
         ok = (start >= 0) & (end >= start)
         offset = np.where(ok, start, 0)
         length = np.where(ok, end - start, 0)
