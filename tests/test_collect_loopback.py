@@ -475,21 +475,15 @@ def test_an_unknown_out_suffix_is_refused(tmp_path: Path) -> None:
         FileSink(tmp_path / "o.csv")
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a tiny tmpfs")
 @pytest.mark.parametrize("suffix", ["parquet", "arrow"])
 def test_a_full_disk_is_one_line(tmp_path: Path, suffix: str) -> None:
     """``--out`` on a disk that fills up: the sink raises ``OutputError`` (one line naming
     the file, exit code 2), not a traceback from pyarrow."""
     from fabricscope.errors import OutputError
     from fabricscope.sflow.decoder import SflowDecoder
+    from tmpfs import tiny_tmpfs
 
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs: {r.stderr.strip()}")
-    try:
+    with tiny_tmpfs(tmp_path, "128k") as mnt:
         buf, off, ln = synthetic_datagrams(3000)
         recs, cnts = SflowDecoder().decode_payloads(buf, off, ln,
                                                     np.arange(3000, dtype=np.int64))
@@ -502,14 +496,3 @@ def test_a_full_disk_is_one_line(tmp_path: Path, suffix: str) -> None:
         finally:
             with contextlib.suppress(OutputError):
                 sink.close({})  # (the collector closes its sinks when it stops)
-    finally:
-        _unmount(mnt)
-
-
-def _unmount(mnt: Path) -> None:
-    """Unmount a test's tmpfs; a file still open on it (a sink that did not close its
-    file after an error) fails the test, after a lazy unmount so nothing is left."""
-    r = subprocess.run(["umount", str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-        pytest.fail(f"umount {mnt}: {r.stderr.strip()} (a file left open?)")

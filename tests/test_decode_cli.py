@@ -4,9 +4,6 @@ file: a missing directory, a full disk)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from typer.testing import CliRunner
 from fabricscope.capture.writer import PcapWriter
 from fabricscope.cli.app import build_app
 from fabricscope.errors import OutputError
+from tmpfs import tiny_tmpfs
 
 
 def _capture(path: Path, frames: int) -> None:
@@ -60,28 +58,15 @@ def test_an_output_that_cannot_be_written_is_one_line(tmp_path: Path, fmt: str) 
     assert str(res.exception) == f"cannot write {out}: No such file or directory"
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("mount") is None,
-                    reason="needs root to mount a tiny tmpfs")
 @pytest.mark.parametrize("fmt", ["arrow", "parquet"])
 def test_a_full_disk_is_one_line(tmp_path: Path, fmt: str) -> None:
     """The disk fills up while the file is written (for Arrow, on the sink's own
     thread): the error reaches the command as one line, not a traceback."""
     pcap = tmp_path / "cap.pcap"
     _capture(pcap, 60_000)
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs: {r.stderr.strip()}")
-    try:
+    with tiny_tmpfs(tmp_path, "256k") as mnt:
         out = mnt / f"o.{fmt}"
         res = CliRunner().invoke(build_app(), ["decode", str(pcap), "-f", fmt, "-o",
                                                str(out)])
         assert isinstance(res.exception, OutputError), res.exception
         assert str(res.exception) == f"cannot write {out}: No space left on device"
-    finally:  # a file left open on it (a sink that failed to close it) fails the test
-        r = subprocess.run(["umount", str(mnt)], capture_output=True, text=True)
-        if r.returncode != 0:
-            subprocess.run(["umount", "-l", str(mnt)], check=False)
-            pytest.fail(f"umount {mnt}: {r.stderr.strip()} (a file left open?)")

@@ -450,13 +450,9 @@ class FileSink:
         return self.path.with_name(self.path.name + ".accounting.json")
 
     def _open(self, path: Path, schema: pa.Schema) -> Any:
-        if self.format == "arrow":
-            from fabricscope.records.ipc import ArrowSink
+        from fabricscope.records.sinks import open_sink
 
-            return ArrowSink(str(path), schema, background=True)
-        from fabricscope.records.parquet import ParquetSink
-
-        return ParquetSink(str(path), schema)
+        return open_sink(self.format, str(path), schema)
 
     def __call__(self, records: pa.RecordBatch, counters: pa.RecordBatch,
                  accounting: dict[str, Any]) -> None:
@@ -502,12 +498,9 @@ class FileSink:
             from fabricscope.records.arrow import PACKET_SCHEMA
 
             self._pq = self._open(self.path, PACKET_SCHEMA)
-        try:
-            if self._pq is not None:
-                self._pq.close()
-        finally:
-            if self._pqc is not None:
-                self._pqc.close()
+        from fabricscope.records.sinks import close_sinks
+
+        close_sinks(self._pq, self._pqc)
         out = {**accounting, "output": {"records": self.records, "counters": self.counters}}
         self.accounting_path.write_text(json.dumps(out, indent=1) + "\n")
 

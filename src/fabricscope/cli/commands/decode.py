@@ -208,16 +208,10 @@ class _Sink:
             raise OutputError(str(self.output), exc) from None
 
     def _open(self, path: str, schema: Any) -> ParquetSink | ArrowSink:
-        if self.fmt is Format.arrow:
-            from fabricscope.records.ipc import ArrowSink
+        from fabricscope.records.sinks import open_sink
 
-            # written on a thread of its own while the next batch is decoded
-            return ArrowSink(path, schema, background=True)
-        # row groups of 16k records, dictionaries only where values repeat
-        # (records/parquet.py)
-        from fabricscope.records.parquet import ParquetSink
-
-        return ParquetSink(path, schema)
+        sink: ParquetSink | ArrowSink = open_sink(self.fmt.value, path, schema)
+        return sink
 
     def _write(self, batch: Any) -> int:
         if self.fmt in FILE_FORMATS:
@@ -281,12 +275,9 @@ class _Sink:
             raise OutputError(str(self.output), exc) from None
 
     def _close(self) -> None:
-        try:
-            if self._pq is not None:
-                self._pq.close()
-        finally:
-            if self._pqc is not None:
-                self._pqc.close()
+        from fabricscope.records.sinks import close_sinks
+
+        close_sinks(self._pq, self._pqc)
         if self._fh is not None and self._fh is not sys.stdout:
             self._fh.close()
         if self._fh is sys.stdout:
