@@ -48,7 +48,9 @@ HEADER_MAX = {S.H_VLAN: 4095, S.H_VLAN2: 4095, S.H_ETHERTYPE: 0xFFFF, S.H_MPLS: 
               S.H_ETH_SRC: (1 << 48) - 1, S.H_ETH_DST: (1 << 48) - 1}
 VNI_24 = {TUNNEL_NAMES.index(n) for n in ("vxlan", "vxlan-gpe", "geneve", "nvgre")}
 # slots whose value depends on where the frame sits in the batch buffer
-POSITIONAL = [S.M_TS, S.M_FILE_OFF, S.M_PAYLOAD, S.M_PAYLOAD_END, S.M_GENEVE_OFF]
+POSITIONAL = [S.M_TS, S.M_FILE_OFF, S.M_PAYLOAD, S.M_PAYLOAD_END, S.M_GENEVE_OFF,
+              # the walk's working slots: a pending GENEVE tunnel's options offset
+              S.WIRE + S.X_PT_GOFF, S.INNER + S.X_PT_GOFF]
 
 
 _DECODERS: dict[tuple[object, ...], PacketDecoder] = {}

@@ -101,7 +101,7 @@ def test_decoded_frames_fused_equals_matrix(shared_captures: Path) -> None:
 def test_synthetic_sflow_fused_equals_matrix(n: int) -> None:
     """The sFlow decoder's batch (datagrams walked and packed a chunk at a time) equals
     the batch of one walk of every datagram into a whole slot matrix."""
-    from fabricscope.decode.slots import NSLOTS, NX
+    from fabricscope.decode.slots import NSLOTS
     from fabricscope.sflow import SflowDecoder
     from fabricscope.sflow.datagram import NT_SCRATCH, walk_datagrams
     from fabricscope.sflow.encode import synthetic_datagrams
@@ -120,7 +120,6 @@ def test_synthetic_sflow_fused_equals_matrix(n: int) -> None:
     sq = np.full((NQ, 2 * cap), -1, np.int64)
     dg = np.full((ND, n), -1, np.int64)
     ev = np.zeros_like(dec.event_counts)
-    s = np.empty(NX, np.int64)
     k, i, _j, _q = walk_datagrams(
         buf, np.asarray(off, np.int64), np.asarray(ln, np.int64), np.zeros(n, np.int64),
         ts, np.full(n, 6, np.int64), np.arange(n, dtype=np.int64), 0, 0, m, cap, cm, cap,
@@ -128,7 +127,7 @@ def test_synthetic_sflow_fused_equals_matrix(n: int) -> None:
     assert (k, i) == (n, 7 * n)
     assert recs.column("inner_src").null_count == 0  # the sampled headers were walked
     walk_headers(buf, m, i, np.empty(i, np.int32), np.empty(i, np.int32), np.empty(i, np.int8),
-                 s, dec.tables, dec.params, ev)
+                 dec.tables, dec.params, ev)
     same(recs, packet_batch(m, i, buf))
 
 

@@ -27,7 +27,6 @@ from fabricscope.decode.slots import (
     M_PAYLOAD,
     M_PAYLOAD_END,
     NSLOTS,
-    NX,
     WIRE,
     reset_rows,
 )
@@ -81,7 +80,6 @@ class PacketDecoder:
         self.event_counts = np.zeros(NEVENTS_MAX, dtype=np.int64)
         self.frames = 0
         self._chunk: np.ndarray | None = None
-        self._scratch = np.empty(NX, dtype=np.int64)  # the walk's per-frame scratch
         self._bounds: np.ndarray | None = None  # datagram_bounds' reused matrix
 
     def decode_matrix(self, frames: FrameBatch, *, count: bool = True) -> np.ndarray:
@@ -98,7 +96,7 @@ class PacketDecoder:
             # caller passes the same array layout, so the walk compiles once
             walk_batch(frames.buf, frames.offset, frames.caplen, frames.wirelen, frames.ts_ns,
                        frames.linktype, frames.iface, frames.ts_prec, frames.file_offset,
-                       full, self.tables, self.params, ev, self._scratch)
+                       full, self.tables, self.params, ev)
         m[M_KIND, :n] = 0  # KIND_PACKET
         if count:
             self.frames += n
@@ -133,8 +131,7 @@ class PacketDecoder:
             b = min(n, a + BOUNDS_CHUNK)
             m[_RESET] = -1  # the rows the packet walk may have written (slots.reset_rows)
             walk_batch(frames.buf, off[a:b], cap[a:b], wire[a:b], ts[a:b], lt[a:b],
-                       ifc[a:b], prec[a:b], foff[a:b], m, self.tables, self.params, ev,
-                       self._scratch)
+                       ifc[a:b], prec[a:b], foff[a:b], m, self.tables, self.params, ev)
             out[:, a:b] = m[rows, :b - a]
         return out
 
@@ -156,7 +153,7 @@ class PacketDecoder:
                 frames.buf, frames.offset, frames.caplen, frames.wirelen, frames.ts_ns,
                 frames.linktype, frames.iface, frames.ts_prec, frames.file_offset,
                 self._chunk, CHUNK, self.tables, self.params, self.event_counts,
-                self._scratch, _RESET, *out.fused_args(sflow=False))
+                _RESET, *out.fused_args(sflow=False))
         self.frames += n
         return out.finish(frames.buf)
 

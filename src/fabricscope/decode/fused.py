@@ -28,7 +28,7 @@ def walk_and_pack(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
                   wirelen: np.ndarray, ts_ns: np.ndarray, linktype: np.ndarray,
                   iface: np.ndarray, ts_prec: np.ndarray, file_offset: np.ndarray,
                   m: np.ndarray, chunk: int, tables: np.ndarray, params: np.ndarray,
-                  ev: np.ndarray, s: np.ndarray, reset: np.ndarray,
+                  ev: np.ndarray, reset: np.ndarray,
                   slots1: np.ndarray, rules1: np.ndarray, on1: np.ndarray, out1: np.ndarray,
                   bits1: np.ndarray, nulls1: np.ndarray,
                   slots2: np.ndarray, rules2: np.ndarray, on2: np.ndarray, out2: np.ndarray,
@@ -53,7 +53,7 @@ def walk_and_pack(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
         c = b - a
         reset_chunk(m, reset)
         walk_batch(buf, offset[a:b], caplen[a:b], wirelen[a:b], ts_ns[a:b], linktype[a:b],
-                   iface[a:b], ts_prec[a:b], file_offset[a:b], m, tables, params, ev, s)
+                   iface[a:b], ts_prec[a:b], file_offset[a:b], m, tables, params, ev)
         kind = m[M_KIND]
         for j in range(c):
             kind[j] = 0  # KIND_PACKET

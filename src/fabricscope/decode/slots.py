@@ -7,8 +7,8 @@ Python object per record). ``-1`` means absent for every slot except the address
 
 IPv4 addresses are held IPv4-mapped (``::ffff:a.b.c.d``): HI = 0, LO = 0xffff << 32 | addr.
 
-Layout: a header block of ``NH`` slots for the wire (outermost) headers, the same block for
-the innermost headers, ``MAX_DEPTH`` tunnel-layer blocks of ``NT`` slots, then per-record
+Layout: a header block of ``NX`` slots for the wire (outermost) headers (``NH`` fields,
+then the walk's working slots for that level), the same block for the innermost headers, ``MAX_DEPTH`` tunnel-layer blocks of ``NT`` slots, then per-record
 metadata and sFlow slots. ``records/schema.py`` maps these slots to named columns.
 """
 
@@ -39,8 +39,19 @@ H_ICMP_TYPE = 20
 H_ICMP_CODE = 21
 NH = 22
 
+# --- after the fields, each header block has the walk's working slots for its level
+# (the tunnel the level's headers announce, entered before the next header block; never
+# packed into a column)
+X_PT_TYPE = NH + 0  # pending tunnel: type
+X_PT_VNI = NH + 1
+X_PT_A = NH + 2
+X_PT_B = NH + 3
+X_PT_GOFF = NH + 4  # pending GENEVE options offset/length
+X_PT_GLEN = NH + 5
+NX = NH + 6  # slots of a header block: fields and working slots
+
 WIRE = 0
-INNER = NH
+INNER = NX
 
 # --- tunnel layer block (relative) -------------------------------------------------------
 T_TYPE = 0  # tunnel type code (decode.protocols.TUN_*)
@@ -56,7 +67,7 @@ T_A = 9  # type-specific: GENEVE OVN ingress port key, NVGRE FlowID, ERSPAN sess
 T_B = 10  # NSH SPI (A) / SI (B), GRE flags; GENEVE OVN egress port key, ERSPAN version
 NT = 11
 MAX_DEPTH = 4
-TUN = 2 * NH
+TUN = 2 * NX
 
 
 def tun_slot(layer: int, field: int) -> int:
@@ -124,16 +135,6 @@ S_TUN_SPORT = _M + 53
 S_TUN_DPORT = _M + 54
 S_DECAP_OFF = _M + 55  # extended decapsulate egress/ingress (0:1027/0:1028): inner offset
 NSLOTS = _M + 56
-
-# --- scratch only (per frame, never in the output matrix) --------------------------------
-X_PT_TYPE = NH + 0  # pending tunnel: type, entered before the next header block
-X_PT_VNI = NH + 1
-X_PT_A = NH + 2
-X_PT_B = NH + 3
-X_PT_GOFF = NH + 4  # pending GENEVE options offset/length
-X_PT_GLEN = NH + 5
-NX = NH + 6
-
 
 def reset_rows(*, sflow: bool) -> list[int]:
     """The slot rows a reused chunk matrix must set back to -1 before each chunk (the

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from fabricscope.decode.events import NEVENTS_MAX, counts_by_name
-from fabricscope.decode.slots import NSLOTS, NX, reset_rows
+from fabricscope.decode.slots import NSLOTS, reset_rows
 from fabricscope.decode.tables import DecodeConfig
 from fabricscope.records.arrow import PacketColumns, empty_packet_batch
 from fabricscope.sflow import events as _events  # noqa: F401  (registers the event names)
@@ -109,8 +109,7 @@ class SflowDecoder:
         """Datagrams decoded so far (also the running datagram index)."""
         self._cpool = MatrixPool(NCSLOTS)
         self._chunk: np.ndarray | None = None  # the walk's small slot matrix
-        self._s = np.empty(NX, np.int64)  # the walk's scratch vectors
-        self._t = np.empty(NT_SCRATCH, np.int64)
+        self._t = np.empty(NT_SCRATCH, np.int64)  # the sFlow walk's scratch vector
         self._lt = np.empty(0, np.int32)
         self._ifc = np.empty(0, np.int32)
         self._prec = np.empty(0, np.int8)
@@ -215,7 +214,7 @@ class SflowDecoder:
             k2, i, j, q, nl = walk_and_pack_datagrams(
                 buf, offset, length, truncated, ts_ns, ts_prec, file_offset,
                 self.datagrams, k, self._chunk, chunk, cap_r, cm, cap_c, sq, dg,
-                self.tables, self.params, self.event_counts, self._s, self._t,
+                self.tables, self.params, self.event_counts, self._t,
                 self._lt[:chunk], self._ifc[:chunk], self._prec[:chunk], _RESET,
                 *out.fused_args(sflow=True))
             self.accounting.update(dg, nd, sq, q, k0=k, k1=k2, peers=peers)

@@ -38,7 +38,7 @@ from fabricscope.sflow.datagram import walk_datagrams
 
 @no_refcount
 def walk_headers(buf: np.ndarray, m: np.ndarray, c: int, lt: np.ndarray, ifc: np.ndarray,
-                 prec: np.ndarray, s: np.ndarray, tables: np.ndarray, params: np.ndarray,
+                 prec: np.ndarray, tables: np.ndarray, params: np.ndarray,
                  ev: np.ndarray) -> None:
     """The packet walk of the sampled headers of records ``0 .. c`` of ``m``, after the
     sFlow walk (``walk_datagrams``) has left each header's start in ``M_PAYLOAD`` (-1:
@@ -55,7 +55,7 @@ def walk_headers(buf: np.ndarray, m: np.ndarray, c: int, lt: np.ndarray, ifc: np
         ifc[i] = m[M_IFACE, i]
         prec[i] = m[M_TS_PREC, i]
     walk_batch(buf, m[M_PAYLOAD, :c], m[M_CAPLEN, :c], m[M_FRAME_LEN, :c], m[M_TS, :c],
-               lt[:c], ifc[:c], prec[:c], m[M_FILE_OFF, :c], m, tables, params, ev, s)
+               lt[:c], ifc[:c], prec[:c], m[M_FILE_OFF, :c], m, tables, params, ev)
 
 
 @no_refcount
@@ -64,7 +64,7 @@ def walk_and_pack_datagrams(
         ts_ns: np.ndarray, ts_prec: np.ndarray, file_offset: np.ndarray, dgram_base: int,
         k0: int, m: np.ndarray, chunk: int, cap_rec: int, cm: np.ndarray, cap_cnt: int,
         sq: np.ndarray, dg: np.ndarray, tables: np.ndarray, params: np.ndarray,
-        ev: np.ndarray, s: np.ndarray, t: np.ndarray, lt: np.ndarray, ifc: np.ndarray,
+        ev: np.ndarray, t: np.ndarray, lt: np.ndarray, ifc: np.ndarray,
         prec: np.ndarray, reset: np.ndarray,
         slots1: np.ndarray, rules1: np.ndarray, on1: np.ndarray, out1: np.ndarray,
         bits1: np.ndarray, nulls1: np.ndarray,
@@ -102,7 +102,7 @@ def walk_and_pack_datagrams(
         k2, c, j, q = walk_datagrams(buf, offset, length, truncated, ts_ns, ts_prec,
                                      file_offset, dgram_base, k, m, room, cm, cap_cnt, sq,
                                      dg, ev, t, j, q)
-        walk_headers(buf, m, c, lt, ifc, prec, s, tables, params, ev)
+        walk_headers(buf, m, c, lt, ifc, prec, tables, params, ev)
         if c > 0:
             nlayers = pack_chunk(
                 m, c, at, slots1, rules1, on1, out1, bits1, nulls1,
