@@ -737,6 +737,12 @@ def _cases() -> list[Case]:
              / IP(src="10.3.0.1", dst="10.3.0.2") / IP(src="10.4.0.1", dst="10.4.0.2")
              / TCP(sport=3, dport=4) / PAY))
     add(Case("five-levels", _five_levels()))
+    # the middle level has a VLAN tag, IPv6 and UDP ports; the innermost none of them: the
+    # inner header block is cleared between levels (nothing of the middle one is left)
+    add(Case("vlan-ipv6-middle-icmp-inner", eth() / ip4() / udp_sport() / VXLAN(vni=108)
+             / ieth() / Dot1Q(vlan=77) / ip6(src="2001:db8:8::1", dst="2001:db8:8::2")
+             / udp_sport(sport=52000) / VXLAN(vni=109) / ieth()
+             / IP(src="10.8.3.1", dst="10.8.3.2", ttl=9) / ICMP(type=8, id=3) / PAY))
     add(Case("networking-sfc-mpls", eth() / ip4() / udp_sport() / VXLAN(vni=107) / ieth()
              / MPLS(label=(5 << 8) | 254, s=1) / IP(src="10.8.2.1", dst="10.8.2.2")
              / TCP(sport=65, dport=66) / PAY))
