@@ -41,7 +41,7 @@ __all__ = ["DecodeConfig", "PacketDecoder", "new_matrix"]
 
 
 CHUNK = 128  # records decoded at a time by ``PacketDecoder.decode`` (a multiple of 8):
-# its slot matrix (144 KB) stays in the level-2 cache between the walk and the packers
+# its slot matrix (170 KB) stays in the level-2 cache between the walk and the packers
 
 
 _RESET = np.array(reset_rows(sflow=False), np.int64)  # the walk's chunk rows to reset

@@ -3,7 +3,7 @@
 
 The sFlow counterpart of ``decode/fused.py``. The datagram walk (``datagram.py``) writes
 the flow and discard samples of a few datagrams into a small slot matrix (at most
-``chunk`` records, 144 slots each: it stays in the CPU's level-2 cache); the packet walk
+``chunk`` records, 156 slots each: it stays in the CPU's level-2 cache); the packet walk
 then decodes the chunk's sampled headers into the same records (``walk_headers``), the
 matrix is packed at once into the batch's typed columns
 (``records.arrow.PacketColumns``), and the walk goes on with the next datagrams. The
