@@ -200,6 +200,14 @@ class _Plan:
             w: (pos, np.array([self.columns[p].slot for p in pos], np.int64),
                 np.array([_rule(self.columns[p]) for p in pos], np.int64))
             for w, pos in groups.items()}
+        # per group, what wrapping each column takes: (position, kind, Arrow type,
+        # dictionary or None); kind: _PLAIN, _DICT (int16 codes into a name table) or
+        # _BOOL (values 0/1, packed into bits)
+        self.specs = {
+            w: [(p, _kind(self.columns[p]), arrow_type(self.columns[p].type),
+                 _dictionary(_DICT_OF[self.columns[p].name])
+                 if self.columns[p].type == "str" else None) for p in pos]
+            for w, (pos, _s, _r) in self.groups.items()}
         # which columns an sFlow-less (plain packet) batch can skip: 0 = sFlow
         self.no_sflow = {w: np.array([self.columns[p].group != "sflow" for p in pos],
                                      np.uint8) for w, (pos, _s, _r) in self.groups.items()}
@@ -216,6 +224,13 @@ class _Plan:
         self.geneve = any(c.type == "bin" for c in self.columns)
         self.fields = [pa.field(c.name, arrow_type(c.type)) for c in self.columns]
         self.schema = pa.schema(self.fields)
+
+
+_PLAIN, _DICT, _BOOL = 0, 1, 2
+
+
+def _kind(c: Column) -> int:
+    return _DICT if c.type == "str" else _BOOL if c.type == "bool" else _PLAIN
 
 
 _PLANS: dict[tuple[str, ...], _Plan] = {}
@@ -319,26 +334,40 @@ class PacketColumns:
             args += [False, np.zeros(1, np.int32), np.zeros((1, 1), np.int64), e, e]
         return tuple(args)
 
-    def _array(self, c: Column, data: np.ndarray, bits: np.ndarray, nulls: int) -> pa.Array:
+    def _scalars(self, out: list[pa.Array | None]) -> None:
+        """Wrap the scalar columns into ``out`` (by position): one Arrow buffer over each
+        width group's values and one over its bitmaps, sliced per column (a buffer per
+        column and the per-column lookups took about half of the time of wrapping a
+        batch, a few microseconds a column)."""
         n = self.n
         nb = (n + 7) >> 3
-        if c.type == "str":
-            if nulls == n:
-                idx = _nulls(pa.int16(), n)
-            else:
-                idx = pa.Array.from_buffers(
-                    pa.int16(), n, [None if nulls == 0 else pa.py_buffer(bits[:nb]),
-                                    pa.py_buffer(data[:n].view(np.int16))], null_count=nulls)
-            return pa.DictionaryArray.from_arrays(idx, _dictionary(_DICT_OF[c.name]))
-        t = _ARROW_TYPES[c.type]
-        if c.type == "bool":
-            return pa.Array.from_buffers(t, n, [None, pa.py_buffer(
-                np.packbits(data[:n], bitorder="little"))])
-        if nulls == n and n:
-            return _nulls(t, n)
-        validity = None if nulls == 0 else pa.py_buffer(bits[:nb])
-        return pa.Array.from_buffers(t, n, [validity, pa.py_buffer(data[:n])],
-                                     null_count=nulls)
+        int16 = pa.int16()
+        for w, specs in self.plan.specs.items():
+            vals = self.values[w]
+            bits = self.bits[w]
+            vbuf = pa.py_buffer(vals)  # C-contiguous rows: column j at j * row bytes
+            bbuf = pa.py_buffer(bits)
+            vrow = vals.shape[1] * w
+            brow = bits.shape[1]
+            nulls = self.nulls[w].tolist()
+            for j, (p, kind, t, names) in enumerate(specs):
+                nl = nulls[j]
+                if kind == _BOOL:
+                    out[p] = pa.Array.from_buffers(t, n, [None, pa.py_buffer(
+                        np.packbits(vals[j, :n], bitorder="little"))])
+                    continue
+                if nl == n and n:
+                    out[p] = _nulls(t, n) if names is None else \
+                        pa.DictionaryArray.from_arrays(_nulls(int16, n), names)
+                    continue
+                validity = None if nl == 0 else bbuf.slice(j * brow, nb)
+                data = vbuf.slice(j * vrow, n * w)
+                if names is None:
+                    out[p] = pa.Array.from_buffers(t, n, [validity, data], null_count=nl)
+                else:
+                    out[p] = pa.DictionaryArray.from_arrays(
+                        pa.Array.from_buffers(int16, n, [validity, data], null_count=nl),
+                        names)
 
     def _ip(self, k: int) -> pa.Array:
         n = self.n
@@ -377,10 +406,7 @@ class PacketColumns:
     def arrays(self, buf: np.ndarray | None = None) -> list[pa.Array]:
         plan = self.plan
         out: list[pa.Array | None] = [None] * len(plan.columns)
-        for w, (pos, _s, _r) in plan.groups.items():
-            for j, p in enumerate(pos):
-                out[p] = self._array(plan.columns[p], self.values[w][j], self.bits[w][j],
-                                     int(self.nulls[w][j]))
+        self._scalars(out)
         for k, p in enumerate(plan.ips):
             out[p] = self._ip(k)
         for p, c in enumerate(plan.columns):
