@@ -9,7 +9,8 @@ addresses, ports and VNIs: no Python object per frame), snaplen 128, nanosecond 
 Then, each in a fresh subprocess so peak RSS is that of the run alone:
 
 1. in-process: ``fabricscope.pipeline.FileDecoder`` over the 1,000,000-frame file
-   (read + decode + Arrow batch), frames/s and peak RSS (ru_maxrss of that process);
+   (read + decode + Arrow batch), ``--repeat`` passes (3), the best one's frames/s (the
+   VM is shared), and peak RSS (ru_maxrss of that process);
 2. whole process: ``fabricscope decode FILE -f arrow -o OUT`` and ``-f parquet`` on a
    5,000,000-frame file: wall time, frames/s, peak RSS of the child (GNU time's %M, else os.wait4's
    ru_maxrss, what ``resource.getrusage(RUSAGE_CHILDREN)`` gives for one child; the parent
@@ -18,7 +19,7 @@ Then, each in a fresh subprocess so peak RSS is that of the run alone:
    same fields, for the ratio.
 
     .venv/bin/python bench/decode.py [--frames 1000000] [--process-frames 5000000]
-                                      [--process-formats arrow,parquet]
+                                      [--process-formats arrow,parquet] [--repeat 3]
                                       [--tshark-frames 100000] [--keep DIR] [--json]
 
 Not a test. Targets: >= 5,000,000 frames/s in-process on one core; whole process >= 50x
@@ -240,30 +241,37 @@ def vm_hwm_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def in_process(path: str, batch_frames: int) -> dict[str, float]:
-    """Decode ``path`` with FileDecoder (read + decode + Arrow); run in a fresh process."""
+def in_process(path: str, batch_frames: int, repeat: int = 1) -> dict[str, Any]:
+    """Decode ``path`` with FileDecoder (read + decode + Arrow) ``repeat`` times, each with
+    a fresh decoder; run in a fresh process. The pass with the least CPU time is
+    reported (the VM is shared), with every pass's CPU seconds."""
     from fabricscope.pipeline import FileDecoder
 
     # load the cached numba code (and warm the Arrow builder) outside the timing
     warm = FileDecoder(path, batch_frames=64)
     next(iter(warm), None)
     warm_rss = vm_hwm_mib()
-    t0 = time.perf_counter()
-    c0 = time.process_time()
-    fd = FileDecoder(path, batch_frames=batch_frames)
-    rows = 0
-    tunnelled = 0
-    for step in fd:
-        rows += step.records.num_rows
-        tunnelled += step.records.num_rows - step.records.column("encap").null_count
-    seconds = time.perf_counter() - t0
-    cpu = time.process_time() - c0
-    rss = vm_hwm_mib()
-    return {"frames": fd.summary.frames, "records": rows, "tunnelled": tunnelled,
-            "seconds": seconds, "frames_per_s": fd.summary.frames / seconds,
-            "cpu_seconds": cpu, "frames_per_cpu_s": fd.summary.frames / cpu,
-            "peak_rss_mib": rss, "rss_before_mib": warm_rss,
-            "events": fd.summary.events}  # type: ignore[dict-item]
+    best: dict[str, Any] = {}
+    passes: list[float] = []
+    for _ in range(max(repeat, 1)):
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        fd = FileDecoder(path, batch_frames=batch_frames)
+        rows = 0
+        tunnelled = 0
+        for step in fd:
+            rows += step.records.num_rows
+            tunnelled += step.records.num_rows - step.records.column("encap").null_count
+        seconds = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+        passes.append(round(cpu, 3))
+        if not best or cpu < best["cpu_seconds"]:
+            best = {"frames": fd.summary.frames, "records": rows, "tunnelled": tunnelled,
+                    "seconds": seconds, "frames_per_s": fd.summary.frames / seconds,
+                    "cpu_seconds": cpu, "frames_per_cpu_s": fd.summary.frames / cpu,
+                    "events": fd.summary.events}
+    return {**best, "passes_cpu_seconds": passes, "peak_rss_mib": vm_hwm_mib(),
+            "rss_before_mib": warm_rss}
 
 
 def run_child(argv: list[str]) -> tuple[float, float, float]:
@@ -312,6 +320,8 @@ def main() -> None:
     ap.add_argument("--tshark-frames", type=int, default=100_000,
                     help="frames for the tshark comparison (0: skip)")
     ap.add_argument("--batch-frames", type=int, default=16384)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="in-process passes (each with a fresh decoder); the best is reported")
     ap.add_argument("--keep", type=Path, help="write the files here and keep them")
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
     ap.add_argument("--_in-process", dest="child", help=argparse.SUPPRESS)
@@ -319,7 +329,7 @@ def main() -> None:
     args = ap.parse_args()
 
     if args.child:  # the measured child of step 1
-        print(json.dumps(in_process(args.child, args.batch_frames)))
+        print(json.dumps(in_process(args.child, args.batch_frames, args.repeat)))
         return
     if args.gen:  # a generating child
         path, n, seed = args.gen
@@ -341,11 +351,14 @@ def main() -> None:
               f"{gen_s:.1f} s: " + ", ".join(f"{k} {v:,}" for k, v in mix.items()))
 
         out = subprocess.run([sys.executable, __file__, "--_in-process", str(small),
-                              "--batch-frames", str(args.batch_frames)],
+                              "--batch-frames", str(args.batch_frames),
+                              "--repeat", str(args.repeat)],
                              check=True, capture_output=True, text=True).stdout
         r1 = json.loads(out.strip().splitlines()[-1])
         results["in_process"] = r1
-        print(f"in-process  FileDecoder: {r1['frames']:,} frames in {r1['seconds']:.3f} s wall"
+        print(f"in-process  FileDecoder (best of {len(r1['passes_cpu_seconds'])} passes, CPU s "
+              f"{', '.join(str(x) for x in r1['passes_cpu_seconds'])}): "
+              f"{r1['frames']:,} frames in {r1['seconds']:.3f} s wall"
               f" = {r1['frames_per_s'] / 1e6:.2f} M frames/s; {r1['cpu_seconds']:.3f} s CPU = "
               f"{r1['frames_per_cpu_s'] / 1e6:.2f} M frames/s per core; peak RSS "
               f"{r1['peak_rss_mib']:.0f} MiB ({r1['rss_before_mib']:.0f} before the file: "
