@@ -9,7 +9,7 @@ name table, and the ``tunnels`` list is built from offsets and flattened struct 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -157,7 +157,6 @@ R_BOOL = 5  # always present, 1 when > 0 (truncated)
 _WIDTH = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "i64": 8, "mac": 8, "ts": 8, "str": 2,
           "bool": 1}
 _WDTYPE = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.int64}
-_ARROW_TYPES: dict[str, pa.DataType] = {}
 
 
 _NULLS: dict[tuple[str, int], pa.Array] = {}
@@ -262,8 +261,6 @@ class PacketColumns:
     (``add``), then turned into a record batch (``finish``)."""
 
     def __init__(self, n: int, columns: Sequence[Column] = PACKET_COLUMNS) -> None:
-        if not _ARROW_TYPES:
-            _ARROW_TYPES.update({t: arrow_type(t) for t in get_args(LogicalType)})
         self.n = n
         self.plan = _plan(columns)
         nb = _padded((n + 7) >> 3)
