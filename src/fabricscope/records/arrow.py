@@ -159,20 +159,6 @@ _WIDTH = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "i64": 8, "mac": 8, "ts": 8, "s
 _WDTYPE = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.int64}
 
 
-_NULLS: dict[tuple[str, int], pa.Array] = {}
-
-
-def _nulls(t: pa.DataType, n: int) -> pa.Array:
-    """An all-null array (immutable, so one per type and length is shared)."""
-    key = (str(t), n)
-    a = _NULLS.get(key)
-    if a is None:
-        if len(_NULLS) > 256:
-            _NULLS.clear()
-        a = _NULLS[key] = pa.nulls(n, t)
-    return a
-
-
 def _rule(c: Column) -> int:
     if c.type == "str":
         return R_KIND if c.name == "kind" else R_POSITIVE
@@ -223,6 +209,8 @@ class _Plan:
         self.geneve = any(c.type == "bin" for c in self.columns)
         self.fields = [pa.field(c.name, arrow_type(c.type)) for c in self.columns]
         self.schema = pa.schema(self.fields)
+        self.layout: Any = None
+        """``records.cdata.Layout``: the batch's C structs, made at the first batch."""
 
 
 _PLAIN, _DICT, _BOOL = 0, 1, 2
@@ -258,35 +246,75 @@ def _padded(n: int) -> int:
 
 class PacketColumns:
     """Typed column buffers for ``n`` records, filled from slot matrices chunk by chunk
-    (``add``), then turned into a record batch (``finish``)."""
+    (``add``, or the fused walks through ``fused_args``), then turned into a record
+    batch (``finish``). The buffers Arrow keeps (values, validity bitmaps, IP values,
+    the tunnel list's offsets) are one block of C memory that the batch takes over
+    (``records/cdata.py``); the tunnel layers' int64 matrix is scratch."""
 
     def __init__(self, n: int, columns: Sequence[Column] = PACKET_COLUMNS) -> None:
+        from fabricscope.records.cdata import ALIGN, Block
+
         self.n = n
-        self.plan = _plan(columns)
-        nb = _padded((n + 7) >> 3)
+        self.plan = plan = _plan(columns)
+        width = _padded(n)
         # rows padded off multiples of 4 KiB (see _padded): the packers write every
         # column of a record, one row apart
-        self.values = {w: np.empty((len(pos), _padded(n)), _WDTYPE[w])
-                       for w, (pos, _s, _r) in self.plan.groups.items()}
-        self.bits = {w: np.zeros((len(pos), nb), np.uint8)  # the packers OR bits in
-                     for w, (pos, _s, _r) in self.plan.groups.items()}
-        self.nulls = {w: np.zeros(len(pos), np.int64)
-                      for w, (pos, _s, _r) in self.plan.groups.items()}
-        k = len(self.plan.ips)
-        self.ip_values = np.empty((k, _padded(n), 2), np.int64)
-        self.ip_bits = np.zeros((k, nb), np.uint8)
-        self.ip_nulls = np.zeros(k, np.int64)
-        if self.plan.tunnels or self.plan.geneve:
-            self.offsets = np.zeros(n + 1, np.int32)
+        nb = _padded((n + 7) >> 3)
+        k_ip = len(plan.ips)
+        counts = {w: len(pos) for w, (pos, _s, _r) in plan.groups.items()}
+        nbits = nb * (sum(counts.values()) + k_ip)
+        at = [(nbits + ALIGN - 1) // ALIGN * ALIGN]  # the bitmaps first: zeroed at once
+
+        def take(size: int) -> int:
+            start = at[0]
+            at[0] += (size + ALIGN - 1) // ALIGN * ALIGN
+            return start
+
+        spots = {w: take(k * width * w) for w, k in counts.items()}
+        ip_at = take(k_ip * width * 16)
+        offsets_at = take(4 * (n + 1)) if plan.tunnels else 0
+        self.block = Block(at[0])
+        mem = self.block.mem
+        mem[:nbits] = 0  # the packers OR bits in
+        bit_rows = mem[:nbits].reshape(-1, nb)
+        self.values: dict[int, np.ndarray] = {}
+        self.bits: dict[int, np.ndarray] = {}
+        self.nulls: dict[int, np.ndarray] = {}
+        self.null_counts = np.zeros(len(bit_rows), np.int64)  # groups', then the IPs'
+        row = 0
+        base = self.block.address
+        where: list[tuple[int, int, int, int]] = []  # cdata._fill's groups
+        for w, k in counts.items():
+            self.values[w] = mem[spots[w]:spots[w] + k * width * w].view(
+                _WDTYPE[w]).reshape(k, width)
+            self.bits[w] = bit_rows[row:row + k]
+            self.nulls[w] = self.null_counts[row:row + k]
+            where.append((base + spots[w], width * w, base + row * nb, nb))
+            row += k
+        self.ip_values = mem[ip_at:ip_at + k_ip * width * 16].view(np.int64).reshape(
+            k_ip, width, 2)
+        self.ip_bits = bit_rows[row:row + k_ip]
+        self.ip_nulls = self.null_counts[row:row + k_ip]
+        where.append((base + ip_at, width * 16, base + row * nb, nb))
+        self._where = where
+        if plan.tunnels or plan.geneve:
+            self.offsets = (mem[offsets_at:offsets_at + 4 * (n + 1)].view(np.int32)
+                            if plan.tunnels else np.zeros(n + 1, np.int32))
+            self.offsets[:1] = 0
             self.layers = np.empty((S.NT, _padded(n * S.MAX_DEPTH)), np.int64)
             self.gof = np.empty(max(n, 1), np.int64)
             self.glen = np.empty(max(n, 1), np.int64)
         self.nlayers = 0
-        self.skip: set[int] = set()
+
+    def groups(self) -> np.ndarray:
+        """Per value width, then for the IPs: (values address, row stride, bitmaps
+        address, row stride) in bytes."""
+        return np.array(self._where, np.int64)
 
     def add(self, m: np.ndarray, c: int, at: int = 0, *, sflow: bool = True) -> None:
-        """Records ``at .. at + c`` from the first ``c`` columns of slot matrix ``m``. ``sflow=False``: the records are plain packets, whose
-        sFlow slots are all absent: they are not read."""
+        """Records ``at .. at + c`` from the first ``c`` columns of slot matrix ``m``.
+        ``sflow=False``: the records are plain packets, whose sFlow slots are all absent:
+        they are not read."""
         if c <= 0:
             return
         from fabricscope.records.packing import pack_ips, pack_layers, pack_scalars
@@ -331,92 +359,47 @@ class PacketColumns:
             args += [False, np.zeros(1, np.int32), np.zeros((1, 1), np.int64), e, e]
         return tuple(args)
 
-    def _scalars(self, out: list[pa.Array | None]) -> None:
-        """Wrap the scalar columns into ``out`` (by position): one Arrow buffer over each
-        width group's values and one over its bitmaps, sliced per column (a buffer per
-        column and the per-column lookups took about half of the time of wrapping a
-        batch, a few microseconds a column)."""
+    def _geneve(self, buf: np.ndarray | None) -> tuple[int, int, Any]:
+        """The GENEVE options column: (null count, bytes, block with its validity,
+        offsets and bytes, or None when no record has options)."""
         n = self.n
-        nb = (n + 7) >> 3
-        int16 = pa.int16()
-        for w, specs in self.plan.specs.items():
-            vals = self.values[w]
-            bits = self.bits[w]
-            vbuf = pa.py_buffer(vals)  # C-contiguous rows: column j at j * row bytes
-            bbuf = pa.py_buffer(bits)
-            vrow = vals.shape[1] * w
-            brow = bits.shape[1]
-            nulls = self.nulls[w].tolist()
-            for j, (p, kind, t, names) in enumerate(specs):
-                nl = nulls[j]
-                if kind == _BOOL:
-                    out[p] = pa.Array.from_buffers(t, n, [None, pa.py_buffer(
-                        np.packbits(vals[j, :n], bitorder="little"))])
-                    continue
-                if nl == n and n:
-                    out[p] = _nulls(t, n) if names is None else \
-                        pa.DictionaryArray.from_arrays(_nulls(int16, n), names)
-                    continue
-                validity = None if nl == 0 else bbuf.slice(j * brow, nb)
-                data = vbuf.slice(j * vrow, n * w)
-                if names is None:
-                    out[p] = pa.Array.from_buffers(t, n, [validity, data], null_count=nl)
-                else:
-                    out[p] = pa.DictionaryArray.from_arrays(
-                        pa.Array.from_buffers(int16, n, [validity, data], null_count=nl),
-                        names)
+        if buf is None or n == 0:
+            return n, 0, None
+        from fabricscope.records.cdata import binary_block
+        from fabricscope.records.packing import gather_options, options_size
 
-    def _ip(self, k: int) -> pa.Array:
-        n = self.n
-        nulls = int(self.ip_nulls[k])
-        if nulls == n and n:
-            return _nulls(IP_TYPE, n)
-        validity = None if nulls == 0 else pa.py_buffer(self.ip_bits[k, :(n + 7) >> 3])
-        return pa.Array.from_buffers(IP_TYPE, n, [
-            validity, pa.py_buffer(self.ip_values[k, :n].reshape(-1).view(np.uint8))],
-            null_count=nulls)
-
-    def _tunnels(self) -> pa.Array:
-        total = self.nlayers
-        tc = PacketColumns(total, _TUNNEL_COLUMNS)
-        # the whole (C-contiguous) matrix, of which the packers read the first ``total``
-        # columns: a view of those columns is strided, and the packers compiled for
-        # strided rows do not vectorise (three times slower)
-        tc.add(self.layers, total, 0)
-        struct = pa.StructArray.from_arrays(tc.arrays(), fields=list(TUNNEL_STRUCT))
-        offsets = pa.Array.from_buffers(pa.int32(), self.n + 1,
-                                        [None, pa.py_buffer(self.offsets)])
-        return pa.ListArray.from_arrays(offsets, struct, type=TUNNELS_TYPE)
-
-    def _geneve(self, buf: np.ndarray | None) -> pa.Array:
-        n = self.n
-        gof = self.gof[:n]
-        if buf is None or n == 0 or int(gof.max()) < 0:
-            return _nulls(pa.binary(), n)
-        from fabricscope.records.packing import gather_options
-
-        offsets = np.empty(n + 1, np.int32)
-        data = gather_options(buf, gof, self.glen[:n], n, offsets)
-        return pa.BinaryArray.from_buffers(pa.binary(), n, [
-            _validity(gof >= 0), pa.py_buffer(offsets), pa.py_buffer(data)])
-
-    def arrays(self, buf: np.ndarray | None = None) -> list[pa.Array]:
-        plan = self.plan
-        out: list[pa.Array | None] = [None] * len(plan.columns)
-        self._scalars(out)
-        for k, p in enumerate(plan.ips):
-            out[p] = self._ip(k)
-        for p, c in enumerate(plan.columns):
-            if c.type == "tunnels":
-                out[p] = self._tunnels()
-            elif c.type == "bin":
-                out[p] = self._geneve(buf)
-        return [a for a in out if a is not None]
+        gof, glen = self.gof[:n], self.glen[:n]
+        size, present = options_size(gof, glen)
+        if present == 0:
+            return n, 0, None
+        block, valid, offsets, data = binary_block(n, size)
+        gather_options(buf, gof, glen, valid, offsets, data)
+        return n - present, size, block
 
     def finish(self, buf: np.ndarray | None = None) -> pa.RecordBatch:
         """The record batch (``buf``: the bytes the frames were decoded from, for the
-        GENEVE options; the offsets in the matrices refer to it)."""
-        return pa.RecordBatch.from_arrays(self.arrays(buf), schema=self.plan.schema)
+        GENEVE options; the offsets in the matrices refer to it). The batch takes the
+        column memory over: this object is empty afterwards."""
+        from fabricscope.records.cdata import Layout, record_batch
+
+        plan = self.plan
+        blocks = [self.block]
+        tunnels = None
+        if plan.tunnels:
+            # the whole (C-contiguous) matrix, of which the packers read the first
+            # ``nlayers`` columns: a view of those columns is strided, and the packers
+            # compiled for strided rows do not vectorise (three times slower)
+            tunnels = PacketColumns(self.nlayers, _TUNNEL_COLUMNS)
+            tunnels.add(self.layers, self.nlayers, 0)
+            blocks.append(tunnels.block)
+        binary = self._geneve(buf) if plan.geneve else (self.n, 0, None)
+        if binary[2] is not None:
+            blocks.append(binary[2])
+        if plan.layout is None:
+            plan.layout = Layout(plan, _plan(_TUNNEL_COLUMNS))
+        batch = record_batch(self, plan.layout, plan.schema, tunnels, binary, blocks)
+        self.__dict__.clear()  # no view of memory that Arrow owns now
+        return batch
 
 
 def packet_batch(m: np.ndarray, n: int, buf: np.ndarray | None = None,

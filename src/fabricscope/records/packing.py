@@ -116,7 +116,8 @@ def pack_scalars(m: np.ndarray, c: int, at: int, slots: np.ndarray, rules: np.nd
                   active: np.ndarray, out: np.ndarray, bits: np.ndarray,
                   nulls: np.ndarray) -> None:
     """Column k <- slot ``slots[k]`` of records 0..c-1 of ``m``, into ``out[k, at + i]``
-    (0 where absent), validity bits into ``bits[k]``, absent count added to ``nulls[k]``.
+    (0 where absent), validity bits into ``bits[k]``, absent count added to ``nulls[k]``;
+    a boolean column (``R_BOOL``) has only bits: its values, 1 where the slot is > 0.
     ``bits`` must start zeroed: a record that does not start a byte (``at`` not a
     multiple of 8, as the sFlow walk's chunks end wherever a datagram ends) ORs its bit
     in. An inactive column (``active[k] == 0``: known absent, e.g. sFlow slots of packet
@@ -130,13 +131,14 @@ def pack_scalars(m: np.ndarray, c: int, at: int, slots: np.ndarray, rules: np.nd
         row = m[slots[k]][:c]
         o = out[k][at:at + c]
         r = rules[k]
+        if r == R_BOOL:  # the bitmap is the data (an Arrow boolean), never null
+            _validity(row, c, at, bk, R_POSITIVE)
+            continue
         if r >= R_ALWAYS:
             for i in range(c):
                 v = row[i]
                 if r == R_KIND and v < 0:
                     v = 0
-                elif r == R_BOOL:
-                    v = 1 if v > 0 else 0
                 o[i] = v
                 bk[(at + i) >> 3] |= np.uint8(1 << ((at + i) & 7))
             continue
@@ -199,24 +201,34 @@ def pack_layers(m: np.ndarray, c: int, at: int, pos: int, offsets: np.ndarray,
 
 
 @njit(cache=True)
-def gather_options(buf: np.ndarray, gof: np.ndarray, glen: np.ndarray, n: int,
-                    offsets: np.ndarray) -> np.ndarray:
-    """The GENEVE option bytes of every record back to back; ``offsets`` filled."""
+def options_size(gof: np.ndarray, glen: np.ndarray) -> tuple[int, int]:
+    """(total bytes, records with options) of the GENEVE options at ``gof``/``glen``
+    (offset -1: no options)."""
     total = 0
-    for i in range(n):
-        if gof[i] >= 0 and glen[i] > 0:
-            total += glen[i]
-    data = np.empty(total, np.uint8)
+    present = 0
+    for i in range(gof.shape[0]):
+        if gof[i] >= 0:
+            present += 1
+            if glen[i] > 0:
+                total += glen[i]
+    return total, present
+
+
+@njit(cache=True)
+def gather_options(buf: np.ndarray, gof: np.ndarray, glen: np.ndarray,
+                    valid: np.ndarray, offsets: np.ndarray, data: np.ndarray) -> None:
+    """The GENEVE option bytes of every record back to back into ``data`` (sized by
+    :func:`options_size`), their ``offsets`` and validity bits (``valid`` zeroed)."""
     p = 0
-    for i in range(n):
+    for i in range(gof.shape[0]):
         offsets[i] = p
         o = gof[i]
         if o >= 0:
+            valid[i >> 3] |= np.uint8(1 << (i & 7))
             for b in range(glen[i]):
                 data[p] = buf[o + b]
                 p += 1
-    offsets[n] = p
-    return data
+    offsets[gof.shape[0]] = p
 
 
 @njit(inline="always", cache=True)
