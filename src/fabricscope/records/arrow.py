@@ -407,8 +407,8 @@ class PacketColumns:
             if self.nlayers:  # one compiled call for all the fields
                 from fabricscope.records.packing import pack_chunk
 
-                pack_chunk(self.layers, self.nlayers, 0, *tunnels.fused_args(sflow=True),
-                           0)
+                args = (self.layers, self.nlayers, 0, *tunnels.fused_args(sflow=True), 0)
+                pack_chunk(*args)
             blocks.append(tunnels.block)
         binary = self._geneve(buf) if plan.geneve else (self.n, 0, None)
         if binary[2] is not None:
