@@ -246,3 +246,26 @@ def test_unfinished_columns_free_their_memory() -> None:
     pc = PacketColumns(10)
     pc.finish()
     assert not hasattr(pc, "values")
+
+
+def test_threads_decoding_at_once_get_their_own_batches() -> None:
+    """One decoder per thread (as the collector's workers): every batch equals the one
+    decoded alone, whatever the others do meanwhile."""
+    frames = [c.frame for c in CASES if c.linktype == 1 and not c.decode_as]
+    batches = [frames_from_bytes((frames * 40)[:k]) for k in (50, 400, 1500, 3000)]
+    want = [PacketDecoder().decode(fb) for fb in batches]
+    got: dict[int, list[pa.RecordBatch]] = {}
+
+    def work(k: int) -> None:
+        dec = PacketDecoder()
+        got[k] = [dec.decode(batches[k]) for _ in range(30)]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(batches))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, w in enumerate(want):
+        assert len(got[k]) == 30
+        for b in got[k]:
+            same(b, w)

@@ -37,6 +37,7 @@ zeros (its values were never written), and the packers write 0 under every other
 from __future__ import annotations
 
 import ctypes
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -132,31 +133,37 @@ class Block:
 
 
 _zeros: list[Block] = []
+_lock = threading.Lock()
 
 
 def zeros(size: int) -> int:
     """The address of at least ``size`` bytes of zeros that live as long as the process
     (the values and validity of all-null columns). Grows by doubling; earlier blocks
-    stay (batches point at them)."""
-    if not _zeros or _zeros[-1].mem.shape[0] < size:
-        b = Block(max(size, 2 * (_zeros[-1].mem.shape[0] if _zeros else 1 << 16)))
-        b.mem[:] = 0
-        b.hand_over()  # never freed
-        _zeros.append(b)
-    return _zeros[-1].address
+    stay (batches point at them). Safe from several threads (one decoder each)."""
+    block = _zeros[-1] if _zeros else None
+    if block is None or block.mem.shape[0] < size:
+        with _lock:
+            block = _zeros[-1] if _zeros else None
+            if block is None or block.mem.shape[0] < size:
+                block = Block(max(size, 2 * (block.mem.shape[0] if block else 1 << 16)))
+                block.mem[:] = 0
+                block.hand_over()  # never freed
+                _zeros.append(block)
+    return block.address
 
 
 _exported: dict[int, tuple[pa.Array, np.ndarray]] = {}
 
 
 def dictionary(names: pa.Array) -> int:
-    """The ArrowArray of a name table, exported once (never released: every batch's
-    string columns point at it)."""
-    got = _exported.get(id(names))
-    if got is None:
-        struct = np.zeros(WORDS, np.int64)
-        names._export_to_c(struct.ctypes.data)
-        got = _exported[id(names)] = (names, struct)
+    """The ArrowArray of a name table, exported once (never released, never dropped:
+    every batch's string columns point at it)."""
+    with _lock:
+        got = _exported.get(id(names))
+        if got is None:
+            struct = np.zeros(WORDS, np.int64)
+            names._export_to_c(struct.ctypes.data)
+            got = _exported[id(names)] = (names, struct)
     return int(got[1].ctypes.data)
 
 
