@@ -10,8 +10,9 @@ timed over the whole file ``--passes`` times, best pass reported (the VM is shar
    packing (a loop compiled here around the same compiled walk);
 3. ``walk+pack``: ``decode.fused.walk_and_pack``, the walk and the packing into typed
    column buffers (what ``PacketDecoder.decode`` calls);
-4. ``arrow``: wrapping those buffers as the record batch (``PacketColumns.finish``:
-   ~110 Arrow arrays, the tunnel list, the GENEVE options);
+4. ``arrow``: the record batch from those buffers (``PacketColumns.finish``: the tunnel
+   list's fields packed, the GENEVE options gathered, the ~110 arrays handed to Arrow
+   in one import, ``records/cdata.py``);
 
 then ``pack`` = 3 - 2. The batches are held in memory (so the parts after ``read`` do not
 include it), ``--batch-frames`` each. A figure moves by up to a third between runs on the
