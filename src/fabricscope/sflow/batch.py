@@ -9,13 +9,12 @@ COUNTER_COLUMNS`` filled from the counters matrix of ``sflow/layout.py``.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from fabricscope.records.arrow import COUNTER_SCHEMA, STR_TYPE, dict_array
-from fabricscope.records.schema import COUNTER_COLUMNS, KIND_COUNTERS, KIND_NAMES
+from fabricscope.records.schema import COUNTER_COLUMNS, KIND_COUNTERS, KIND_NAMES, Column
 from fabricscope.sflow.layout import C_NAME_LEN, C_NAME_OFF, COUNTER_IP_SLOTS, COUNTER_SLOTS
 
 
@@ -45,37 +44,57 @@ def _names(cm: np.ndarray, n: int, buf: np.ndarray) -> pa.Array:
     return pa.DictionaryArray.from_arrays(enc.indices.cast(pa.int16()), uniques)
 
 
-def _counter_plan() -> Any:
-    from fabricscope.sflow.fastbatch import Plan
-
+def _counter_columns() -> tuple[Column, ...]:
+    """The counters batch's columns that come from the counters matrix, each with its
+    row there (``kind`` and ``port_name`` are built apart)."""
     cols = []
     for c in COUNTER_COLUMNS:
         if c.type == "ip":
             cols.append(replace(c, ip=COUNTER_IP_SLOTS[c.name]))
         elif c.name in COUNTER_SLOTS:
             cols.append(replace(c, slot=COUNTER_SLOTS[c.name]))
-        else:
-            cols.append(c)  # kind, port_name: built below
-    return Plan(cols, {})
+    return tuple(cols)
 
 
-_PLAN: Any = None
+_COLUMNS: tuple[Column, ...] | None = None
+_KIND: dict[int, pa.Array] = {}
+
+
+def _kind(n: int) -> pa.Array:
+    """``kind`` = counters for ``n`` rows (immutable: one per length is kept)."""
+    a = _KIND.get(n)
+    if a is None:
+        if len(_KIND) > 64:
+            _KIND.clear()
+        a = _KIND[n] = dict_array(np.full(n, KIND_COUNTERS, np.int64), KIND_NAMES)
+    return a
 
 
 def counter_batch(cm: np.ndarray, n: int, buf: np.ndarray) -> pa.RecordBatch:
     """The counters batch from the first ``n`` rows of counters matrix ``cm``; ``buf`` is
     the buffer the datagrams were decoded from (for port names). No buffer of the result
-    shares memory with ``cm``."""
-    global _PLAN
-    if _PLAN is None:
-        _PLAN = _counter_plan()
-    arrays = _PLAN.build(cm, n)
-    for pos, c in enumerate(COUNTER_COLUMNS):
+    shares memory with ``cm``: the columns are packed into a batch of their own
+    (``records.arrow.PacketColumns``, one import into Arrow), then ``kind`` and
+    ``port_name`` join them."""
+    from fabricscope.records.arrow import PacketColumns
+
+    global _COLUMNS
+    if _COLUMNS is None:
+        _COLUMNS = _counter_columns()
+    pc = PacketColumns(n, _COLUMNS)
+    pc.add(cm, n, 0)
+    columns = pc.finish().columns  # in COUNTER_COLUMNS' order, kind and port_name left out
+    arrays = []
+    k = 0
+    for c in COUNTER_COLUMNS:
         if c.name == "kind":
-            arrays[pos] = dict_array(np.full(n, KIND_COUNTERS, np.int64), KIND_NAMES)
+            arrays.append(_kind(n))
         elif c.name == "port_name":
-            arrays[pos] = _names(cm, n, buf)
-    return pa.RecordBatch.from_arrays(arrays, schema=_PLAN.schema)
+            arrays.append(_names(cm, n, buf))
+        else:
+            arrays.append(columns[k])
+            k += 1
+    return pa.RecordBatch.from_arrays(arrays, schema=COUNTER_SCHEMA)
 
 
 def empty_counter_batch() -> pa.RecordBatch:
