@@ -1,6 +1,6 @@
-"""Process-wide memory settings for the bulk commands: the allocator (the live collector),
-pyarrow's memory pool (decode, ingest) and the garbage collector (decode, ingest,
-collect).
+"""Process-wide memory settings for the bulk commands: the allocator (the live collector,
+``decode -f arrow``), pyarrow's memory pool (decode, ingest) and the garbage collector
+(decode, ingest, collect).
 
 Decoding allocates its column buffers afresh for every batch (the Arrow arrays handed
 on keep them alive, so they cannot be reused). glibc's ``malloc`` serves an allocation
@@ -23,10 +23,15 @@ datagram went from about 6 us to 2 us.
 It does nothing where the C library has no ``mallopt`` (musl, macOS), and nothing when
 ``FABRICSCOPE_MALLOC=default`` is set (to compare, or if it ever misbehaves).
 ``fabricscope collect`` calls it before it starts; its worker processes are forked and
-inherit it. The other commands do not: ``decode -f parquet`` on bench/decode.py's
-5,000,000 frames ran no faster with it (15.6 s without, 17.4 s with, whole process) and
-its peak RSS grew by 9 MB, against a 300 MB budget. A library user decides for their own
-process.
+inherit it. So does ``decode -f arrow``: since a batch's columns are one block of C
+memory that the Arrow sink's thread frees (``records/cdata.py``), glibc's defaults gave
+the heap's top back and faulted it in again; on bench/decode.py's 5,000,000 frames,
+three interleaved pairs of whole-process runs: 4.60-5.56 s wall against 4.83-6.25 s,
+system CPU 1.00-1.10 s against 1.35-1.72 s, peak RSS 249-254 MiB against 248-250 MiB.
+The other commands do not: ``decode -f parquet`` ran no faster with it in an earlier
+session (15.6 s without, 17.4 s with, whole process; 14.70 and 16.53 against 16.02 and
+16.98 s in two pairs of the sixth) and its peak RSS grows by 3-9 MB, against a 300 MB
+budget. A library user decides for their own process.
 """
 
 from __future__ import annotations

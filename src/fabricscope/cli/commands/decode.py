@@ -91,9 +91,13 @@ def register(app: typer.Typer) -> None:
         """
         import json
 
-        from fabricscope.memory import arrow_pool
+        from fabricscope.memory import arrow_pool, tune_malloc
 
         arrow_pool()  # before pyarrow loads: jemalloc, a smaller peak (memory.py)
+        if fmt is Format.arrow:
+            # the writer's thread frees each batch's column block: with glibc's defaults
+            # the heap's top goes back to the kernel and is faulted in again (memory.py)
+            tune_malloc()
 
         from fabricscope.decode.tables import DecodeConfig
         from fabricscope.errors import InputError, UsageError
