@@ -32,6 +32,7 @@ from fabricscope.records.arrow import (
 )
 from fabricscope.records.schema import PACKET_COLUMNS, TUNNEL_FIELDS, Column
 from framehelp import frames_from_bytes
+from matrixhelp import random_matrix
 from test_decode_cases import CASES
 
 MASK = (1 << 64) - 1
@@ -115,25 +116,6 @@ def same(got: pa.RecordBatch, want: pa.RecordBatch) -> None:
         a, b = got.column(name), want.column(name)
         assert a.null_count == b.null_count, name
         assert a.equals(b), (name, a.to_pylist()[:5], b.to_pylist()[:5])
-
-
-def random_matrix(rng: np.random.Generator, n: int) -> np.ndarray:
-    m = np.full((S.NSLOTS, n + 3), -1, np.int64)
-    for s in range(S.NSLOTS):
-        pick = rng.random(n) < rng.random()
-        vals = rng.integers(-3, 2**40, n)
-        vals[rng.random(n) < 0.1] = rng.integers(-(2**63), 2**63 - 1, 1)[0]
-        m[s, :n] = np.where(pick, vals, -1)
-    m[S.M_DEPTH, :n] = rng.integers(-1, 6, n)
-    m[S.M_GENEVE_OFF, :n] = -1
-    for k in range(S.MAX_DEPTH):
-        m[S.tun_slot(k, S.T_TYPE), :n] = rng.integers(0, 10, n)
-        m[S.tun_slot(k, S.T_IPVER), :n] = rng.choice([-1, 4, 6], n)
-    for slot in (S.WIRE + S.H_IPVER, S.INNER + S.H_IPVER, S.S_AGENT_VER):
-        m[slot, :n] = rng.choice([-1, 0, 4, 6], n)
-    m[S.M_KIND, :n] = rng.integers(-1, 3, n)
-    m[S.M_ERROR, :n] = rng.integers(-1, 70, n)
-    return m
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 63, 64, 65, 300])

@@ -15,6 +15,7 @@ import pytest
 
 from fabricscope.decode import slots as S
 from fabricscope.records.arrow import PacketColumns, packet_batch
+from matrixhelp import random_matrix
 
 
 def same(a: pa.RecordBatch, b: pa.RecordBatch) -> None:
@@ -34,25 +35,6 @@ def chunked(m: np.ndarray, n: int, cuts: list[int], buf: np.ndarray | None = Non
         # each chunk as a matrix of its own, as the walks hand them over
         pc.add(np.ascontiguousarray(m[:, a:b]), b - a, a)
     return pc.finish(buf)
-
-
-def random_matrix(rng: np.random.Generator, n: int) -> np.ndarray:
-    m = np.full((S.NSLOTS, n + 5), -1, np.int64)
-    for s in range(S.NSLOTS):
-        pick = rng.random(n) < rng.random()
-        vals = rng.integers(-3, 2**40, n)
-        vals[rng.random(n) < 0.1] = rng.integers(-(2**63), 2**63 - 1, 1)[0]
-        m[s, :n] = np.where(pick, vals, -1)
-    m[S.M_DEPTH, :n] = rng.integers(-1, 6, n)
-    m[S.M_GENEVE_OFF, :n] = -1
-    for k in range(S.MAX_DEPTH):
-        m[S.tun_slot(k, S.T_TYPE), :n] = rng.integers(0, 10, n)
-        m[S.tun_slot(k, S.T_IPVER), :n] = rng.choice([-1, 4, 6], n)
-    for slot in (S.WIRE + S.H_IPVER, S.INNER + S.H_IPVER, S.S_AGENT_VER):
-        m[slot, :n] = rng.choice([-1, 0, 4, 6], n)
-    m[S.M_KIND, :n] = rng.integers(-1, 3, n)
-    m[S.M_ERROR, :n] = rng.integers(-1, 70, n)
-    return m
 
 
 def test_random_matrices_any_chunking() -> None:

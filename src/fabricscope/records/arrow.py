@@ -266,7 +266,7 @@ class PacketColumns:
     (``records/cdata.py``); the tunnel layers' int64 matrix is scratch."""
 
     def __init__(self, n: int, columns: Sequence[Column] = PACKET_COLUMNS) -> None:
-        from fabricscope.records.cdata import ALIGN, Block
+        from fabricscope.records.cdata import Block, round_up
 
         self.n = n
         self.plan = plan = _plan(columns)
@@ -277,11 +277,11 @@ class PacketColumns:
         k_ip = len(plan.ips)
         counts = {w: len(pos) for w, (pos, _s, _r) in plan.groups.items()}
         nbits = nb * (sum(counts.values()) + k_ip)
-        at = [(nbits + ALIGN - 1) // ALIGN * ALIGN]  # the bitmaps first: zeroed at once
+        at = [round_up(nbits)]  # the bitmaps first: zeroed at once
 
         def take(size: int) -> int:
             start = at[0]
-            at[0] += (size + ALIGN - 1) // ALIGN * ALIGN
+            at[0] += round_up(size)
             return start
 
         spots = {w: take(k * width * w) for w, k in counts.items()}

@@ -317,15 +317,16 @@ def record_batch(pc: PacketColumns, layout: Layout, schema: pa.Schema,
             bufs[bi] = zero
         else:
             nb = (n + 7) >> 3
-            offsets = block.address + _up(nb)
-            bufs[bi] = (block.address, offsets, offsets + _up(4 * (n + 1)))
+            offsets = block.address + round_up(nb)
+            bufs[bi] = (block.address, offsets, offsets + round_up(4 * (n + 1)))
     w[0] = len(blocks)
     w[1:1 + len(blocks)] = [b.hand_over() for b in blocks]
     st[0, 9] = table.hand_over()
     return pa.RecordBatch._import_from_c(table.address + 8 * layout.struct_at, schema)
 
 
-def _up(size: int) -> int:
+def round_up(size: int) -> int:
+    """``size`` rounded up to a multiple of 64 bytes (where the next buffer starts)."""
     return (size + ALIGN - 1) // ALIGN * ALIGN
 
 
@@ -333,9 +334,9 @@ def binary_block(n: int, size: int) -> tuple[Block, np.ndarray, np.ndarray, np.n
     """A block for a binary column of ``n`` values and ``size`` bytes: (block, validity
     bitmap (zeroed), int32 offsets, data)."""
     nb = (n + 7) >> 3
-    b = Block(_up(nb) + _up(4 * (n + 1)) + _up(max(size, 1)))
+    b = Block(round_up(nb) + round_up(4 * (n + 1)) + round_up(max(size, 1)))
     valid = b.mem[:nb]
     valid[:] = 0
-    offsets = b.mem[_up(nb):_up(nb) + 4 * (n + 1)].view(np.int32)
-    data = b.mem[_up(nb) + _up(4 * (n + 1)):][:size]
+    offsets = b.mem[round_up(nb):round_up(nb) + 4 * (n + 1)].view(np.int32)
+    data = b.mem[round_up(nb) + round_up(4 * (n + 1)):][:size]
     return b, valid, offsets, data
