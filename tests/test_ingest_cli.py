@@ -199,21 +199,21 @@ def test_disk_full_stops_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[s
     cap = tmp_path / "big.pcap"
     write_capture(cap, sflow=False, n=200)
     db = tmp_path / "db"
-    real = emb.write_parquet
+    real = emb.write_staged
     calls = {"n": 0}
 
-    def full(table: pa.Table, path: Path) -> None:
+    def full(table: pa.Table, path: Path) -> int:
         calls["n"] += 1
-        if calls["n"] > 4:  # two batches (records + aggregate each) fit, then the disk is full
+        if calls["n"] > 2:  # two batches (a staged file each) fit, then the disk is full
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(table, path)
+        return real(table, path)
 
-    monkeypatch.setattr(emb, "write_parquet", full)
+    monkeypatch.setattr(emb, "write_staged", full)
     code, _out, err = run(["ingest", str(cap), "--db", str(db), "--batch-records", "50"],
                          capsys, monkeypatch)
     assert code == 2
     assert "no space left" in err and "Traceback" not in err
-    monkeypatch.setattr(emb, "write_parquet", real)
+    monkeypatch.setattr(emb, "write_staged", real)
     with open_store(db) as st:
         assert st.select(columns=["ts"]).num_rows == 100  # the two committed batches
     # once there is room, ingesting again completes the file without duplicates

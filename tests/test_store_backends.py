@@ -424,7 +424,9 @@ def test_ingested_registry(store: Store) -> None:
 
 def test_info(store: Store) -> None:
     store.append(sample_table(), syn.counters([poll(0)]))
+    store.seal()  # the embedded store's aggregates of staged records come with sealing
     info = store.info()
+    assert info["staged_rows"] == 0
     assert info["rows"] == len(ROWS) and info["counter_rows"] == 1
     assert info["schema_version"] >= 1
     assert info["first_ns"] == int(T0.timestamp()) * 10**9

@@ -2,7 +2,8 @@
 
 The writer runs in a subprocess, appending numbered batches (batch k: ``size(k)`` records
 whose ``sample_seq`` is k, spread over three hour partitions, plus one counter poll),
-compacting as it goes (small thresholds) so files are replaced under the readers' feet.
+sealing its staged records and compacting as it goes (small thresholds) so files are
+replaced under the readers' feet.
 Readers must always see a prefix of whole batches; after a SIGKILL at a random moment the
 store reopens with whole batches only and no leftover files.
 """
@@ -30,10 +31,14 @@ WRITER = textwrap.dedent("""
     import pyarrow as pa
     from fabricscope.store import open_store
     from fabricscope.store import embedded as emb
+    from fabricscope.store import staging as stg
     from fabricscope.store import synthetic as syn
 
     emb.COMPACT_MIN_FILES = 4
     emb.DELETE_GRACE_S = 0.2
+    stg.SEAL_ROWS = 150  # the sealer works all the time, on a few batches at once
+    stg.SEAL_AFTER_S = 0.0
+    emb.STAGE_MAX_ROWS = 400  # and appends wait for it now and then
     root, start, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     T0 = 1_795_600_000 * 10**9 // 3_600_000_000_000 * 3_600_000_000_000
 
@@ -164,7 +169,7 @@ def test_kill_9_mid_ingest_loses_at_most_the_batch_in_flight(tmp_path: Path) -> 
             assert ks == list(range(len(ks)))  # committed in order: a prefix
             assert len(ks) >= next_k  # nothing committed was lost
             known = {root / f for f in st.catalog.snapshot().files}  # type: ignore[attr-defined]
-            on_disk = set(root.rglob("*.parquet"))
+            on_disk = set(root.rglob("*.parquet")) | set(root.rglob("*.arrow"))
             assert on_disk == known  # no half-written or uncommitted file left
             assert not [q for q in root.rglob("*") if q.name.startswith(".tmp-")]
             r = st.sql("SELECT (SELECT count(*) FROM records) AS n, "

@@ -46,12 +46,22 @@ def files_under(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def test_layout(tmp_path: Path) -> None:
+def test_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(emb, "DELETE_GRACE_S", 0.0)
     root = tmp_path / "s"
     with open_store(root, write=True) as st:
         st.append(batch(span=2 * 3600 * 10**9), syn.counters([{
             "ts": T0, "agent": "10.0.0.1", "ifindex": 1, "in_octets": 5}]))
+        staged = files_under(root)
+        assert st.seal() == 100
+    # an append stages its records (one Arrow IPC file per hour); sealing replaces them
+    # by sorted Parquet files and their per-minute aggregates
+    for hr in (10, 11):
+        assert any(n.startswith(f"records/dt=2026-11-25/hr={hr}/") and n.endswith(".arrow")
+                   for n in staged)
+    assert not any(n.startswith("records_1m/") for n in staged)
     names = files_under(root)
+    assert not any(n.endswith(".arrow") for n in names)
     assert "store.json" in names and "writer.lock" in names
     assert any(n.startswith("records/dt=2026-11-25/hr=10/") for n in names)
     assert any(n.startswith("records/dt=2026-11-25/hr=11/") for n in names)
@@ -173,11 +183,14 @@ def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
         open_store(root)
 
 
-def test_corrupt_data_file_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["parquet", "arrow"])
+def test_corrupt_data_file_is_named(tmp_path: Path, kind: str) -> None:
     root = tmp_path / "s"
     with open_store(root, write=True) as st:
         st.append(batch())
-    victim = next((root / "records").rglob("*.parquet"))
+        if kind == "parquet":
+            st.seal()
+    victim = next((root / "records").rglob(f"*.{kind}"))
     victim.write_bytes(b"garbage" * 100)
     with open_store(root) as st, pytest.raises(StoreCorrupt, match=victim.name):
         st.select()
@@ -215,6 +228,7 @@ def test_orphans_and_temp_files_are_swept(tmp_path: Path) -> None:
     root = tmp_path / "s"
     with open_store(root, write=True) as st:
         st.append(batch())
+        st.seal()
     part = next((root / "records").rglob("*.parquet")).parent
     shutil.copy(next(part.glob("*.parquet")), part / "0000000000000099-0.parquet")
     (part / ".tmp-0000000000000100-0.parquet").write_bytes(b"half")
@@ -232,7 +246,9 @@ def test_small_files_are_compacted_automatically(tmp_path: Path,
     monkeypatch.setattr(emb, "COMPACT_MIN_FILES", 4)
     monkeypatch.setattr(emb, "DELETE_GRACE_S", 0.0)
     root = tmp_path / "s"
-    with open_store(root, write=True) as st:
+    # without the staging tier, every append writes small Parquet files (as sealing a
+    # collector's few records does)
+    with emb.EmbeddedStore(root, write=True, staging=False) as st:
         for k in range(9):
             st.append(batch(50, seed=k), batch_id=f"k{k}")
         info = st.info()
@@ -244,23 +260,25 @@ def test_small_files_are_compacted_automatically(tmp_path: Path,
         assert t.num_rows == 450
 
 
-def test_disk_full_keeps_committed_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("writer", ["write_staged", "write_parquet"])
+def test_disk_full_keeps_committed_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        writer: str) -> None:
     root = tmp_path / "s"
-    st = open_store(root, write=True)
+    st = emb.EmbeddedStore(root, write=True, staging=writer == "write_staged")
     st.append(batch(seed=1), batch_id="ok")
-    real = emb.write_parquet
+    real = getattr(emb, writer)
     calls = {"n": 0}
 
-    def full(table: pa.Table, path: Path) -> None:
+    def full(table: pa.Table, path: Path) -> int:
         calls["n"] += 1
         if calls["n"] == 2:  # the batch's second file: the first is already in place
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(table, path)
+        return real(table, path)  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(emb, "write_parquet", full)
+    monkeypatch.setattr(emb, writer, full)
     with pytest.raises(DiskFull, match=r"no space left.*not committed"):
         st.append(batch(seed=2, span=2 * 3600 * 10**9), batch_id="full")
-    monkeypatch.setattr(emb, "write_parquet", real)
+    monkeypatch.setattr(emb, writer, real)
     assert st.select().num_rows == 100
     assert not any(".tmp-" in n for n in files_under(root))
     st.append(batch(seed=2), batch_id="full")  # the same batch, once there is room
@@ -286,8 +304,9 @@ def test_disk_full_on_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     st.close()
     with open_store(root, write=True) as again:
         assert again.select().num_rows == 100
-    data_files = [n for n in files_under(root) if n.endswith(".parquet")]
-    assert len(data_files) == 2  # the records file and its aggregate; no leftovers
+    data_files = [n for n in files_under(root) if n.endswith((".parquet", ".arrow"))]
+    assert data_files and all(n.endswith(".arrow") for n in data_files)
+    assert len(data_files) == 1  # the first batch's staged file; no leftovers
 
 
 def _can_mount_tmpfs() -> bool:

@@ -141,6 +141,15 @@ class Store(ABC):
     def compact(self) -> dict[str, int]:
         """Merge small files/parts; returns files merged per dataset."""
 
+    def seal(self, progress: Any = None) -> int:
+        """Make every appended record final now; -> records sealed. The embedded store
+        commits records to a staging tier first and seals them (sorted Parquet files and
+        their 1-minute aggregates) in the background; ``compact``, retention and closing
+        an ``ingest`` seal them too. ClickHouse's inserts are final: nothing to do.
+        ``progress(records_so_far)`` is called as it goes."""
+        self._need_write()
+        return 0
+
     @abstractmethod
     def _close(self) -> None: ...
 

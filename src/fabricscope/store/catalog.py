@@ -21,6 +21,7 @@ import errno
 import json
 import os
 import re
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -173,6 +174,7 @@ class Catalog:
         self._cache: Snapshot | None = None
         self.current: Snapshot | None = None  # the writer's own view
         self._since_checkpoint = 0
+        self._commit_lock = threading.Lock()
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -248,17 +250,24 @@ class Catalog:
         return snap
 
     def commit(self, entry: dict[str, Any]) -> Snapshot:
-        """Write entry ``seq + 1`` (the commit point) and apply it to the writer's view."""
-        assert self.current is not None, "not the writer"
-        seq = self.current.seq + 1
-        entry = {"seq": seq, "time": time.time(), **entry}
-        data = json.dumps(entry, separators=(",", ":")).encode()
-        write_atomic(self.log / f"{seq:016d}.json", data)
-        self.current.apply(entry)
-        self._since_checkpoint += 1
-        if self._since_checkpoint >= CHECKPOINT_EVERY:
-            self.checkpoint()
-        return self.current
+        """Write entry ``seq + 1`` (the commit point) and apply it to the writer's view.
+
+        The writer's threads (the appending one and the staging tier's sealer) take
+        turns here; ``current`` is replaced, never changed in place, so a snapshot one of
+        them is reading stays as it was."""
+        with self._commit_lock:
+            assert self.current is not None, "not the writer"
+            seq = self.current.seq + 1
+            entry = {"seq": seq, "time": time.time(), **entry}
+            data = json.dumps(entry, separators=(",", ":")).encode()
+            write_atomic(self.log / f"{seq:016d}.json", data)
+            snap = self.current.copy()
+            snap.apply(entry)
+            self.current = snap
+            self._since_checkpoint += 1
+            if self._since_checkpoint >= CHECKPOINT_EVERY:
+                self.checkpoint()
+            return snap
 
     def checkpoint(self) -> None:
         assert self.current is not None

@@ -445,6 +445,7 @@ class ClickHouseStore(Store):
             "retention_s": int(self.retention.total_seconds()),
             "retention_1m_s": int(self.retention_1m.total_seconds()),
             "writer_pid": None,
+            "staged_rows": 0,  # inserts are final (the server merges parts on its own)
         }
 
     def apply_retention(self, now: datetime | None = None) -> dict[str, int]:

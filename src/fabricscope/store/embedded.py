@@ -5,7 +5,8 @@
 <root>/writer.lock                     flock'ed by the one writer (holds its pid)
 <root>/_log/<seq>.json                 commit log (see catalog.py); the commit point
 <root>/_log/<seq>.checkpoint.json      the whole file list every 64 commits
-<root>/records/dt=YYYY-MM-DD/hr=HH/<seq>-<n>.parquet
+<root>/records/dt=YYYY-MM-DD/hr=HH/<seq>-<n>.arrow   staged records (see staging.py)
+<root>/records/dt=YYYY-MM-DD/hr=HH/<seq>-s<n>.parquet sealed: sorted for traces
 <root>/counters/dt=YYYY-MM-DD/hr=HH/...
 <root>/records_1m/dt=YYYY-MM-DD/...    per-minute aggregates, partitioned by day
 <root>/counters_1m/dt=YYYY-MM-DD/...
@@ -17,6 +18,10 @@ writes each file under a temporary name, syncs it, renames it into its partition
 then commits the batch with one log entry. Readers open an in-memory DuckDB and query the
 files of the newest committed snapshot. A crash loses at most the batch being written;
 the next writer removes its leftovers (files no entry names).
+
+Records are committed to a staging tier first (Arrow IPC files, no sort) and sealed into
+sorted Parquet files and per-minute aggregates by a background thread of the writer
+(``staging.py``); counters, a few per cent of the rows, go straight to Parquet.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import itertools
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -38,7 +44,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from fabricscope.records.ddl import ROLLUPS, TABLES, duckdb_create_table, rollup_select
+from fabricscope.records.ddl import (
+    ROLLUPS,
+    TABLES,
+    duckdb_columns,
+    duckdb_create_table,
+    quote_ident,
+    rollup_select,
+)
 from fabricscope.records.parquet import NO_DICTIONARY as PARQUET_NO_DICTIONARY
 from fabricscope.records.parquet import _leaves as parquet_leaves
 from fabricscope.records.parquet import stats_paths
@@ -61,6 +74,14 @@ from fabricscope.store.errors import (
     StoreError,
     StoreLocked,
     StoreVersionError,
+)
+from fabricscope.store.staging import (
+    STAGE_MAX_ROWS,
+    Sealer,
+    StagedFileError,
+    is_staged,
+    read_staged,
+    write_staged,
 )
 
 FORMAT = "fabricscope-store"
@@ -87,6 +108,13 @@ ROW_GROUP = 131_072
 WRITE_THREADS = 2
 _SQL_START = re.compile(r"^\s*(\(|select\b|with\b|from\b|values\b|describe\b|summarize\b"
                         r"|show\b|explain\b|pivot\b|unpivot\b|table\b)", re.IGNORECASE)
+
+
+_VIEW_NAMES = itertools.count()
+
+
+class _Vanished(StoreError):
+    """A file of the snapshot being read was removed (sealed or compacted) meanwhile."""
 
 
 def _now_ns() -> int:
@@ -162,7 +190,9 @@ class EmbeddedStore(Store):
 
     def __init__(self, root: Path, *, write: bool = False,
                  retention: timedelta | None = None,
-                 retention_1m: timedelta | None = None) -> None:
+                 retention_1m: timedelta | None = None, staging: bool = True) -> None:
+        """``staging=False``: appends sort, aggregate and encode Parquet before they
+        commit, as before the staging tier (the benchmark compares both)."""
         super().__init__(str(root), write=write)
         self.root = Path(root)
         self.catalog = Catalog(self.root)
@@ -175,6 +205,10 @@ class EmbeddedStore(Store):
         self._maintenance_paused_until = 0.0
         self.maintenance_error: str | None = None
         self._meta: dict[str, Any] = {}
+        self.staging = staging and write
+        self._sealer: Sealer | None = None
+        self._staged_views: dict[tuple[str, ...], str] = {}
+        self._trash_lock = threading.Lock()  # also guards the lazy connection and pool
         try:
             if write:
                 self._open_writer(retention, retention_1m)
@@ -183,6 +217,9 @@ class EmbeddedStore(Store):
         except BaseException:
             self._release()
             raise
+        if write:  # staged files left by an earlier writer are sealed even without staging
+            self._sealer = Sealer(self.catalog.snapshot, self._seal_job,
+                                  pause_s=MAINTENANCE_PAUSE_S)
 
     # --- opening ----------------------------------------------------------------------------
 
@@ -379,6 +416,10 @@ class EmbeddedStore(Store):
     # --- DuckDB -----------------------------------------------------------------------------
 
     def _duck(self) -> Any:
+        with self._trash_lock:  # (the sealer's thread may be first)
+            return self._duck_locked()
+
+    def _duck_locked(self) -> Any:
         if self._con is None:
             import duckdb
 
@@ -390,12 +431,57 @@ class EmbeddedStore(Store):
             self._con = con
         return self._con
 
-    def _source(self, ds: str, files: Sequence[FileEntry]) -> str:
-        if not files:
-            return f"(SELECT * FROM _empty_{ds})"
-        paths = ", ".join(_quote(str(self.root / f.path)) for f in files)
-        return (f"(SELECT * FROM _empty_{ds} UNION ALL BY NAME SELECT * FROM "
-                f"read_parquet([{paths}], union_by_name = true, hive_partitioning = false))")
+    def _source(self, ds: str, files: Sequence[FileEntry],
+                staged_records: Sequence[FileEntry] = ()) -> str:
+        """The SQL source of dataset ``ds`` over ``files`` (Parquet, or staged IPC files
+        for ``records``); for ``records_1m``, ``staged_records`` are the staged record
+        files of the window, aggregated on the fly."""
+        parts = [f"SELECT * FROM _empty_{ds}"]
+        parquet = [f for f in files if not is_staged(f)]
+        if parquet:
+            paths = ", ".join(_quote(str(self.root / f.path)) for f in parquet)
+            parts.append(f"SELECT * FROM read_parquet([{paths}], union_by_name = true, "
+                         "hive_partitioning = false)")
+        staged = [f for f in files if is_staged(f)]
+        if staged:
+            parts.append(f"SELECT * FROM {self._staged_view(staged)}")
+        if ds == "records_1m" and staged_records:
+            cols = ", ".join(f"CAST({quote_ident(n)} AS {t}) AS {quote_ident(n)}"
+                             for n, t in duckdb_columns(TABLES[ds]))
+            rollup = rollup_select(ds, self._staged_view(staged_records), "duckdb")
+            parts.append(f"SELECT {cols} FROM ({rollup}) AS _s")
+        return "(" + " UNION ALL BY NAME ".join(parts) + ")"
+
+    def _staged_view(self, files: Sequence[FileEntry]) -> str:
+        """A DuckDB name for the staged record files ``files`` (their memory-mapped
+        table, registered on the connection; the last few are kept)."""
+        key = tuple(f.path for f in files)
+        name = self._staged_views.get(key)
+        if name is not None:
+            return name
+        con = self._duck()
+        name = f"_staged_{next(_VIEW_NAMES)}"
+        try:
+            table = read_staged([self.root / p for p in key])
+        except FileNotFoundError as exc:  # sealed and removed since the listing
+            raise _Vanished(str(exc)) from None
+        except (OSError, StagedFileError) as exc:
+            raise StoreCorrupt(f"store {self.root}: damaged staged file {_first(exc)}"
+                               ) from None
+        con.register(name, table)
+        self._staged_views[key] = name
+        while len(self._staged_views) > 8:
+            old = next(iter(self._staged_views))
+            with contextlib.suppress(Exception):
+                con.unregister(self._staged_views.pop(old))
+        return name
+
+    def _sources(self, snap: Snapshot, ds: str, lo: int | None = None,
+                 hi: int | None = None) -> str:
+        if ds != "records_1m":
+            return self._source(ds, snap.of(ds, lo, hi))
+        staged = [f for f in snap.of("records", lo, hi) if is_staged(f)]
+        return self._source(ds, snap.of(ds, lo, hi), staged)
 
     def _run(self, build: Any, params: Sequence[Any]) -> pa.Table:
         """Run ``build(snapshot) -> sql`` on a fresh snapshot; a file that vanished under
@@ -410,7 +496,12 @@ class EmbeddedStore(Store):
         last: Exception | None = None
         for attempt in range(5):
             snap = self.catalog.snapshot()
-            sql = build(snap)
+            try:
+                sql = build(snap)
+            except _Vanished as exc:  # a staged file sealed since the listing: list again
+                last = exc
+                time.sleep(0.02 * (attempt + 1))
+                continue
             try:
                 return con.sql(sql, params=list(params)).to_arrow_table()
             except duckdb.IOException as exc:
@@ -431,7 +522,7 @@ class EmbeddedStore(Store):
         self._check_open()
 
         def build(snap: Snapshot) -> str:
-            subs = {ds: self._source(ds, snap.of(ds, lo, hi)) for ds, (lo, hi) in
+            subs = {ds: self._sources(snap, ds, lo, hi) for ds, (lo, hi) in
                     windows.items()}
             return sql.format(**subs)
 
@@ -454,7 +545,7 @@ class EmbeddedStore(Store):
                 con = self._duck()
                 for ds in DATASETS:
                     con.execute(f"CREATE OR REPLACE TEMP VIEW {ds} AS "
-                                f"{self._source(ds, snap.of(ds))}")
+                                f"{self._sources(snap, ds)}")
                 self._views_seq = snap.seq
             return query
 
@@ -495,12 +586,12 @@ class EmbeddedStore(Store):
             fast = records_rollup(source)
             if fast is not None:
                 return sort_for_trace(fast)
-        con = self._duck()
-        con.register("_batch", source)
+        con = self._duck().cursor()  # its own connection: the sealer's thread may call
         try:
+            con.register("_batch", source)
             t = con.sql(rollup_select(name, "_batch", "duckdb")).to_arrow_table()
         finally:
-            con.unregister("_batch")
+            con.close()
         return sort_for_trace(conform_input(t, TABLES[name]))
 
     def _write(self, records: pa.Table, counters: pa.Table | None, batch_id: str) -> bool:
@@ -508,81 +599,118 @@ class EmbeddedStore(Store):
         assert snap is not None
         if batch_id in snap.batches:
             return False
-        seq = snap.seq + 1
-        written: list[Path] = []
-        adds: list[dict[str, Any]] = []
-        pending: list[Future[int]] = []
-        counter = [0]
-
-        def put(ds: str, table: pa.Table) -> None:
-            """Write the partitions of ``table`` on the pool (Parquet encoding releases
-            the GIL: the raw records are written while the aggregates are computed)."""
-            for part, sub, lo, hi in _parts(table, ds):
-                rel = f"{ds}/{part}/{seq:016d}-{counter[0]}.parquet"
-                counter[0] += 1
-                final = self.root / rel
-                written.append(final)
-                fut = self._pool().submit(self._write_file, _drop_null_columns(sub), final)
-                pending.append(fut)
-                adds.append({"rel": rel, "ds": ds, "part": part, "rows": sub.num_rows,
-                             "lo": lo, "hi": hi})
-
-        from fabricscope.store.rollup import trace_sort
-
+        out = _Files(self, snap.seq + 1, "")
         try:
             try:
-                # records ordered by hour, then inner flow, then time: each hour's file is
-                # a slice, in trace order (a trace reads one row group); the aggregates
-                # are computed from the ordered rows, so their groups come out ordered
-                rec = _drop_null_columns(records)
-                order, pair = trace_sort(rec, HOUR_NS)
-                if order is not None:  # (one chunk: take is a quarter cheaper on it)
-                    rec = rec.combine_chunks().take(pa.array(order))
-                    pair = None if pair is None else pair[order]
-                elif pair is None and rec.num_rows:
-                    pair = np.zeros(rec.num_rows, np.int64)
-                put("records", rec)
+                if self.staging:  # sorted, aggregated and encoded later by the sealer
+                    rec = _drop_null_columns(records)
+                    if rec.num_rows:
+                        out.put("records", rec, staged=True)
+                else:
+                    self._put_records(out, records)
                 if counters is not None and counters.num_rows:
-                    put("counters", counters)
-                for name, (src, _key, _m) in ROLLUPS.items():
-                    if src == "records" and rec.num_rows:
-                        put(name, self._rollup(name, rec, pair))
-                    elif src != "records" and counters is not None and counters.num_rows:
-                        put(name, self._rollup(name, counters))
+                    out.put("counters", counters)
+                    for name, (src, _key, _m) in ROLLUPS.items():
+                        if src == "counters":
+                            out.put(name, self._rollup(name, counters))
             finally:
-                wait(pending)
-            sizes = [f.result() for f in pending]  # raises the first write error
-            now = _now_ns()
-            adds = [FileEntry(a["rel"], a["ds"], a["part"], a["rows"], size, a["lo"],
-                              a["hi"], batch_id, now).to_json()
-                    for a, size in zip(adds, sizes, strict=True)]
-            for d in {p.parent for p in written}:
-                fsync_dir(d)
+                out.wait()
+            adds = out.entries(batch_id, _now_ns())
             self.catalog.commit({"op": "append", "batch": batch_id, "add": adds})
         except BaseException as exc:
-            for p in written:
-                with contextlib.suppress(OSError):
-                    p.unlink()
-            if isinstance(exc, DiskFull):
-                raise DiskFull(f"store {self.root}: no space left on device; batch "
-                               f"{batch_id} not committed, the data before it is intact"
-                               ) from None
-            if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or _is_enospc(exc):
-                raise DiskFull(f"store {self.root}: no space left on device; batch "
-                               f"{batch_id} not committed, the data before it is intact"
-                               ) from None
-            if isinstance(exc, OSError):
-                raise StoreError(f"store {self.root}: cannot write batch {batch_id}: "
-                                 f"{exc.strerror or exc}") from None
-            raise
+            out.discard()
+            raise self._write_error(exc, f"batch {batch_id} not committed, the data "
+                                         "before it is intact") from None
         self._after_commit()
+        if self._sealer is not None:
+            self._sealer.wake()
         return True
 
+    def _put_records(self, out: _Files, records: pa.Table) -> None:
+        """Records ordered by hour, then inner flow, then time: each hour's file is a
+        slice, in trace order (a trace reads one row group); the aggregates are computed
+        from the ordered rows, so their groups come out ordered."""
+        from fabricscope.store.rollup import trace_sort
+
+        rec = _drop_null_columns(records)
+        order, pair = trace_sort(rec, HOUR_NS)
+        if order is not None:  # (one chunk: take is a quarter cheaper on it)
+            rec = rec.combine_chunks().take(pa.array(order))
+            pair = None if pair is None else pair[order]
+        elif pair is None and rec.num_rows:
+            pair = np.zeros(rec.num_rows, np.int64)
+        out.put("records", rec)
+        for name, (src, _key, _m) in ROLLUPS.items():
+            if src == "records" and rec.num_rows:
+                out.put(name, self._rollup(name, rec, pair))
+
+    def _write_error(self, exc: BaseException, what: str) -> BaseException:
+        """The one-line store error for a failed write (``what``: what was lost)."""
+        if isinstance(exc, DiskFull) or (isinstance(exc, OSError) and exc.errno ==
+                                         errno.ENOSPC) or _is_enospc(exc):
+            return DiskFull(f"store {self.root}: no space left on device; {what}")
+        if isinstance(exc, OSError):
+            return StoreError(f"store {self.root}: cannot write: {exc.strerror or exc}; "
+                              f"{what}")
+        return exc
+
+    # --- the staging tier -----------------------------------------------------------------
+
+    def _seal_job(self, files: list[FileEntry]) -> None:
+        """Replace staged record files by sorted Parquet files and their aggregates, in
+        one commit (the sealer's thread; readers that listed the staged files keep
+        reading them for ``DELETE_GRACE_S``)."""
+        snap = self.catalog.current
+        assert snap is not None
+        out = _Files(self, snap.seq + 1, "s")
+        try:
+            try:
+                self._put_records(out, read_staged([self.root / f.path for f in files]))
+            finally:
+                out.wait()
+            # sealed files arrived when their staged files did (retention goes by it)
+            added: dict[str, int] = {}
+            for f in files:
+                for key in (f.part, f.part.split("/")[0]):  # hour, and day (aggregates)
+                    added[key] = max(added.get(key, 0), f.added)
+            adds = out.entries(None, added)
+            self.catalog.commit({"op": "seal", "add": adds,
+                                 "remove": [f.path for f in files]})
+        except BaseException as exc:
+            out.discard()
+            raise self._write_error(exc, "the staged records are intact") from None
+        self._drop([f.path for f in files])
+
+    def seal(self, progress: Any = None) -> int:
+        """Seal every staged record now (on this thread); -> records sealed.
+        ``progress(records_so_far)`` is called after each job."""
+        self._need_write()
+        if self._sealer is None:
+            return 0
+        n = self._sealer.drain(progress)
+        self._empty_trash()
+        return n
+
+    def staged_rows(self) -> int:
+        return sum(f.rows for f in self.catalog.snapshot().files.values() if is_staged(f))
+
+    def append(self, records: pa.RecordBatch | pa.Table,
+               counters: pa.RecordBatch | pa.Table | None = None, *,
+               batch_id: str | None = None) -> None:
+        super().append(records, counters, batch_id=batch_id)
+        if self._sealer is not None and self.staging:  # back pressure, outside the lock
+            try:
+                self._sealer.throttle(STAGE_MAX_ROWS)
+            except BaseException as exc:
+                raise self._write_error(exc, "the batches before are committed (staged)"
+                                        ) from None
+
     def _pool(self) -> ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=WRITE_THREADS,
-                                                thread_name_prefix="store-write")
-        return self._executor
+        with self._trash_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=WRITE_THREADS,
+                                                    thread_name_prefix="store-write")
+            return self._executor
 
     def _after_commit(self) -> None:
         """Housekeeping after a commit. The batch is committed whatever happens here: a
@@ -600,20 +728,20 @@ class EmbeddedStore(Store):
 
     def _empty_trash(self, *, all_now: bool = False) -> None:
         now = time.monotonic()
-        keep = []
-        for due, p in self._trash:
-            if all_now or due <= now:
-                with contextlib.suppress(OSError):
-                    p.unlink()
-            else:
-                keep.append((due, p))
-        self._trash = keep
+        with self._trash_lock:
+            due_now = [p for due, p in self._trash if all_now or due <= now]
+            self._trash = [(due, p) for due, p in self._trash
+                           if not (all_now or due <= now)]
+        for p in due_now:
+            with contextlib.suppress(OSError):
+                p.unlink()
         if all_now:
             self._remove_empty_dirs()
 
     def _drop(self, paths: Sequence[str]) -> None:
         due = time.monotonic() + DELETE_GRACE_S
-        self._trash.extend((due, self.root / p) for p in paths)
+        with self._trash_lock:
+            self._trash.extend((due, self.root / p) for p in paths)
 
     # --- bookkeeping ------------------------------------------------------------------------
 
@@ -674,6 +802,7 @@ class EmbeddedStore(Store):
             "retention_s": int(self.retention.total_seconds()),
             "retention_1m_s": int(self.retention_1m.total_seconds()),
             "writer_pid": pid,
+            "staged_rows": sum(f.rows for f in snap.files.values() if is_staged(f)),
         }
 
     def _writer_alive(self) -> bool:
@@ -698,14 +827,20 @@ class EmbeddedStore(Store):
 
     def _maybe_retention(self) -> None:
         if time.monotonic() - self._last_retention >= RETENTION_EVERY_S:
-            self.apply_retention()
+            self._apply_retention(None)
 
     def apply_retention(self, now: datetime | None = None) -> dict[str, int]:
         """Drop the partitions whose records are older than the retention (raw records
         and counters: ``retention``; aggregates: ``retention_1m``) and that arrived in
         the store longer ago than that: an old capture that was just ingested is kept for
-        the retention period from its ingest, live data for the retention period."""
+        the retention period from its ingest, live data for the retention period.
+        Staged records are sealed first (their aggregates outlive them); the writer's
+        own periodic pass skips the partitions that still have staged files instead."""
         self._need_write()
+        self.seal()
+        return self._apply_retention(now)
+
+    def _apply_retention(self, now: datetime | None) -> dict[str, int]:
         self._last_retention = time.monotonic()
         snap = self.catalog.snapshot()
         now_ns = (int(now.timestamp() * 1e9) if now is not None else _now_ns())
@@ -716,6 +851,7 @@ class EmbeddedStore(Store):
             parts.setdefault((f.ds, f.part), []).append(f)
         gone = [f for (ds, _p), files in parts.items()
                 if _part_end_ns(files[0]) <= cut[ds] and max(f.added for f in files) <= cut[ds]
+                and not any(is_staged(f) for f in files)  # aggregated first, then dropped
                 for f in files]
         if not gone:
             return {}
@@ -737,7 +873,7 @@ class EmbeddedStore(Store):
         groups: dict[tuple[str, str, int], list[FileEntry]] = {}
         parts: dict[tuple[str, str], list[FileEntry]] = {}
         for f in snap.files.values():
-            if f.rows < SMALL_FILE_ROWS:
+            if f.rows < SMALL_FILE_ROWS and not is_staged(f):
                 groups.setdefault((f.ds, f.part, _tier(f.rows)), []).append(f)
                 parts.setdefault((f.ds, f.part), []).append(f)
         done: set[tuple[str, str]] = set()
@@ -755,12 +891,14 @@ class EmbeddedStore(Store):
                 self._merge(ds, part, sorted(small, key=lambda f: f.path))
 
     def compact(self) -> dict[str, int]:
-        """Merge the small files of every partition (bigger files stay as they are)."""
+        """Seal the staged records, then merge the small files of every partition
+        (bigger files stay as they are)."""
         self._need_write()
+        self.seal()
         snap = self.catalog.snapshot()
         parts: dict[tuple[str, str], list[FileEntry]] = {}
         for f in snap.files.values():
-            if f.rows < SMALL_FILE_ROWS:
+            if f.rows < SMALL_FILE_ROWS and not is_staged(f):
                 parts.setdefault((f.ds, f.part), []).append(f)
         out: dict[str, int] = {}
         for (ds, part), files in sorted(parts.items()):
@@ -812,7 +950,8 @@ class EmbeddedStore(Store):
             self._commit({"op": "compact", "add": [fe.to_json()],
                           "remove": [f.path for f in files]})
         except (duckdb.Error, OSError, StoreError, pa.ArrowException) as exc:
-            if rel not in snap.files:
+            now = self.catalog.current
+            if now is None or rel not in now.files:
                 with contextlib.suppress(OSError):
                     final.unlink()
             if _is_enospc(exc):
@@ -827,6 +966,9 @@ class EmbeddedStore(Store):
     # --- closing ----------------------------------------------------------------------------
 
     def _close(self) -> None:
+        if self._sealer is not None:  # a job in progress commits first; the rest waits
+            self._sealer.stop()
+            self._sealer = None
         if self.writable and self.catalog.current is not None:
             with contextlib.suppress(OSError):
                 self._empty_trash()
@@ -838,6 +980,55 @@ class EmbeddedStore(Store):
             self._executor.shutdown(wait=True)
             self._executor = None
         self._release()
+
+
+class _Files:
+    """The files one commit adds, written on the store's pool (Parquet encoding and LZ4
+    release the GIL): named ``<dataset>/<partition>/<seq>-<tag><n>``."""
+
+    def __init__(self, store: EmbeddedStore, seq: int, tag: str) -> None:
+        self.store = store
+        self.prefix = f"{seq:016d}-{tag}"
+        self.n = 0
+        self.written: list[Path] = []
+        self.pending: list[Future[int]] = []
+        self.adds: list[tuple[str, str, str, int, int, int]] = []
+
+    def put(self, ds: str, table: pa.Table, *, staged: bool = False) -> None:
+        """Write the partitions of ``table`` (staged: as an Arrow IPC file)."""
+        st = self.store
+        for part, sub, lo, hi in _parts(table, ds):
+            ext = "arrow" if staged else "parquet"
+            rel = f"{ds}/{part}/{self.prefix}{self.n}.{ext}"
+            self.n += 1
+            final = st.root / rel
+            self.written.append(final)
+            if staged:
+                fut = st._pool().submit(write_staged, sub, final)
+            else:
+                fut = st._pool().submit(st._write_file, _drop_null_columns(sub), final)
+            self.pending.append(fut)
+            self.adds.append((rel, ds, part, sub.num_rows, lo, hi))
+
+    def wait(self) -> None:
+        wait(self.pending)
+
+    def entries(self, batch: str | None, added: int | dict[str, int]
+                ) -> list[dict[str, Any]]:
+        """The log entries of the files written (``added``: when their rows arrived,
+        one time or per partition)."""
+        sizes = [f.result() for f in self.pending]  # raises the first write error
+        for d in {p.parent for p in self.written}:
+            fsync_dir(d)
+        top = added if isinstance(added, int) else max(added.values(), default=0)
+        return [FileEntry(rel, ds, part, rows, size, lo, hi, batch,
+                          top if isinstance(added, int) else added.get(part, top)).to_json()
+                for (rel, ds, part, rows, lo, hi), size in zip(self.adds, sizes, strict=True)]
+
+    def discard(self) -> None:
+        for p in self.written:
+            with contextlib.suppress(OSError):
+                p.unlink()
 
 
 def _drop_null_columns(t: pa.Table) -> pa.Table:

@@ -68,7 +68,7 @@ def _embedded_0_1(store: EmbeddedStore) -> None:
     removes: list[str] = []
     seq = snap.seq + 1
     for k, f in enumerate(sorted(snap.files.values(), key=lambda f: f.path)):
-        if f.ds != "records":
+        if f.ds != "records" or f.path.endswith(".arrow"):  # (staged: newer than v1)
             continue
         path = store.root / f.path
         names = pq.ParquetFile(path).schema_arrow.names
@@ -160,7 +160,7 @@ def _create_embedded_at(version: int, root: Path, records: pa.Table,
     from fabricscope.store.catalog import write_atomic
     from fabricscope.store.embedded import STORE_JSON, EmbeddedStore, write_parquet
 
-    st = EmbeddedStore(root, write=True)
+    st = EmbeddedStore(root, write=True, staging=False)  # (no staging tier then)
     try:
         st.append(records, counters)
         files = list(st.catalog.snapshot().files.values())

@@ -251,8 +251,17 @@ def register(app: typer.Typer) -> None:
             "--batch-records", min=1, help="records per store batch")] = BATCH_RECORDS,
         quiet: Annotated[bool, typer.Option("--quiet", "-q",
                          help="no progress bar, no summary")] = False,
+        no_seal: Annotated[bool, typer.Option(
+            "--no-seal", help="return once the records are committed (queryable); leave "
+                              "sorting them for traces and the per-minute aggregates to "
+                              "the store's next writer or 'fabricscope store compact'")
+        ] = False,
     ) -> None:
         """Decode capture files into the store, with a progress bar and a closing summary.
+
+        Records are committed to the store's staging tier as fast as they are decoded
+        (queryable at once) and sealed (sorted for traces, aggregated per minute) in the
+        background; the command waits for the sealing to finish unless --no-seal.
 
         Files ingested before are skipped (--force to ingest them again). A bad file stops
         with a one-line message and exit code 2; what was decoded before the error is kept.
@@ -290,9 +299,16 @@ def register(app: typer.Typer) -> None:
             finally:
                 if progress is not None:
                     progress.stop()
+            committed = time.perf_counter() - t0
+            sealed: float | None = None
+            if not no_seal:
+                _seal(store, show=not quiet and not json_out)
+                sealed = time.perf_counter() - t0 - committed
             location = store.location
         seconds = time.perf_counter() - t0
         totals = _totals(results, seconds)
+        totals["committed_s"] = round(committed, 3)
+        totals["seal_s"] = None if sealed is None else round(sealed, 3)
         if json_out:
             import json
 
@@ -305,6 +321,16 @@ def register(app: typer.Typer) -> None:
             err = bad[0].error or f"{bad[0].path}: failed"
             more = f" (and {len(bad) - 1} more file(s))" if len(bad) > 1 else ""
             raise InputError(err + more)
+
+
+def _seal(store: Any, *, show: bool) -> None:
+    """Wait for the store to seal what this ingest staged (a line on stderr if there is
+    much left: the background sealer did the rest while decoding went on)."""
+    left = store.info().get("staged_rows") or 0
+    if show and left >= 100_000:
+        print(f"sealing {left:,} staged records (sorting for traces, per-minute "
+              "aggregates)...", file=sys.stderr, flush=True)
+    store.seal()
 
 
 def _totals(results: list[FileResult], seconds: float) -> dict[str, Any]:
@@ -352,9 +378,15 @@ def _print_summary(results: list[FileResult], totals: dict[str, Any], location: 
     if totals["first_ts"]:
         span = f", {totals['first_ts']} .. {totals['last_ts']}"
     rate = f", {totals['records_per_s']:,} records/s" if totals["records_per_s"] else ""
+    seal = ""
+    if totals.get("seal_s") is not None and totals.get("committed_s") is not None:
+        seal = (f" (committed in {totals['committed_s']:.2f} s, sealed "
+                f"{totals['seal_s']:.2f} s later)")
+    elif totals.get("committed_s") is not None:
+        seal = " (not sealed yet: --no-seal)"
     con.print(f"ingested {totals['ingested']} of {totals['files']} files into {location}: "
               f"{totals['records']:,} records, {totals['counters']:,} counter records"
-              f"{span} in {totals['seconds']:.2f} s{rate}"
+              f"{span} in {totals['seconds']:.2f} s{rate}{seal}"
               + (f"; {totals['skipped']} skipped" if totals["skipped"] else ""))
     if totals["events"]:
         ev = ", ".join(f"{k}={v:,}" for k, v in sorted(totals["events"].items()))
