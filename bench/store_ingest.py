@@ -4,11 +4,15 @@
    batches) into the embedded store and into ClickHouse through chDB (or a server with
    ``--clickhouse clickhouse://...``): records/s (wall and CPU), disk bytes per record
    (raw records alone, and with the 1-minute aggregates). The bare Parquet encoding of
-   the same batches is printed as the floor.
+   the same batches is printed as the floor. The embedded store commits records to its
+   staging tier (store/staging.py): the rate until committed (queryable), then the time
+   to seal what the background sealer had not sealed yet, and the rate until sealed;
+   ``embedded_unstaged`` is the same store sealing inside each append (as before the tier).
 2. End to end (``--pcap-frames``, default 2,000,000): a capture of the decode benchmark's
    traffic mix decoded alone (``FileDecoder``) and decoded into the embedded store
    (``fabricscope ingest``'s path: a writer thread overlapping decode and append), so the
-   share of the store in the ingest time is measured, not guessed.
+   share of the store in the ingest time is measured, not guessed: until committed, until
+   sealed, and with the tier off.
 
     .venv/bin/python bench/store_ingest.py [--records 10000000] [--batch 1000000]
         [--pcap-frames 2000000] [--no-chdb] [--clickhouse URL] [--dir DIR] [--json]
@@ -48,13 +52,21 @@ def batches(total: int, size: int, start_ns: int, span_ns: int) -> Any:
         yield synthetic_records(n, start_ns=start_ns + k * step, span_ns=step, seed=k)
 
 
-def bench_append(loc: str, total: int, size: int, start_ns: int, span_ns: int
-                 ) -> dict[str, Any]:
+def _open(loc: str, staging: bool) -> Any:
     from fabricscope.store import open_store
+    from fabricscope.store.embedded import EmbeddedStore
+
+    if "://" in loc:
+        return open_store(loc, write=True)
+    return EmbeddedStore(Path(loc), write=True, staging=staging)
+
+
+def bench_append(loc: str, total: int, size: int, start_ns: int, span_ns: int,
+                 staging: bool = True) -> dict[str, Any]:
     from fabricscope.store.synthetic import synthetic_records
 
     wall = cpu = 0.0
-    with open_store(loc, write=True) as st:
+    with _open(loc, staging) as st:
         warm = synthetic_records(1000, start_ns=start_ns, span_ns=10**9, seed=99)
         st.append(warm, batch_id="warm-up")  # imports, DuckDB, first files
         done = 1000
@@ -65,12 +77,18 @@ def bench_append(loc: str, total: int, size: int, start_ns: int, span_ns: int
             cpu += time.process_time() - c0
             done += b.num_rows
         w0, c0 = time.perf_counter(), time.process_time()
+        st.seal()
+        seal_s = time.perf_counter() - w0
+        cpu += time.process_time() - c0
+        w0 = time.perf_counter()
         info = st.info()
         maint = time.perf_counter() - w0
     rec = info["datasets"]["records"]
     return {
         "location": loc, "records": done, "seconds": round(wall, 3),
         "records_per_s": round((done - 1000) / wall) if wall else None,
+        "seal_seconds_after": round(seal_s, 3),
+        "sealed_records_per_s": round((done - 1000) / (wall + seal_s)),
         "cpu_seconds": round(cpu, 3),
         "records_per_cpu_s": round((done - 1000) / cpu) if cpu else None,
         "bytes_per_record_raw": round(rec["bytes"] / rec["rows"], 2) if rec["rows"] else None,
@@ -112,7 +130,6 @@ def bench_end_to_end(frames: int, tmp: Path) -> dict[str, Any]:
     from fabricscope.cli.commands.ingest import ingest_file
     from fabricscope.decode.tables import DecodeConfig
     from fabricscope.pipeline import FileDecoder
-    from fabricscope.store import open_store
 
     for _ in FileDecoder(pcap, batch_frames=16384):  # warm: numba cache, imports
         break
@@ -121,17 +138,25 @@ def bench_end_to_end(frames: int, tmp: Path) -> dict[str, Any]:
     for step in FileDecoder(pcap, batch_frames=16384):
         n += step.records.num_rows
     decode_s = time.perf_counter() - t0
-    root = tmp / "e2e-store"
-    with open_store(root, write=True) as st:
-        t0 = time.perf_counter()
-        res = ingest_file(st, pcap, DecodeConfig(), sflow=False, force=False, digest="b",
-                          batch_records=1 << 20)
-        ingest_s = time.perf_counter() - t0
-    return {"frames": frames, "pcap_gen_seconds": round(gen, 2),
-            "decode_only_records_per_s": round(n / decode_s),
-            "decode_into_store_records_per_s": round(res.records / ingest_s),
-            "store_share_of_ingest_time": round(max(0.0, 1 - decode_s / ingest_s), 3),
-            "store_bytes_per_record": round(dir_bytes(root) / max(1, res.records), 2)}
+    out: dict[str, Any] = {"frames": frames, "pcap_gen_seconds": round(gen, 2),
+                           "decode_only_records_per_s": round(n / decode_s)}
+    for staging in (True, False):
+        root = tmp / f"e2e-store-{staging}"
+        with _open(str(root), staging) as st:
+            t0 = time.perf_counter()
+            res = ingest_file(st, pcap, DecodeConfig(), sflow=False, force=False,
+                              digest="b", batch_records=1 << 20)
+            ingest_s = time.perf_counter() - t0
+            st.seal()
+            sealed_s = time.perf_counter() - t0
+        tag = "" if staging else "unstaged_"
+        out[f"{tag}decode_into_store_records_per_s"] = round(res.records / ingest_s)
+        out[f"{tag}store_share_of_ingest_time"] = round(max(0.0, 1 - decode_s / ingest_s), 3)
+        if staging:
+            out["sealed_records_per_s"] = round(res.records / sealed_s)
+            out["seal_seconds_after"] = round(sealed_s - ingest_s, 3)
+        out[f"{tag}store_bytes_per_record"] = round(dir_bytes(root) / max(1, res.records), 2)
+    return out
 
 
 def main() -> None:
@@ -159,6 +184,8 @@ def main() -> None:
         out["embedded"] = bench_append(str(tmp / "embedded"), args.records, args.batch,
                                        start_ns, span_ns)
         out["embedded"]["disk_bytes"] = dir_bytes(tmp / "embedded")
+        out["embedded_unstaged"] = bench_append(str(tmp / "unstaged"), args.records,
+                                                args.batch, start_ns, span_ns, staging=False)
         if not args.no_chdb:
             try:
                 import chdb  # noqa: F401
@@ -181,10 +208,12 @@ def main() -> None:
     f = out["parquet_floor"]
     print(f"Parquet encoding alone (floor): {f['records_per_s']:,} records/s, "
           f"{f['records_per_cpu_s']:,} per CPU-s, {f['bytes_per_record']} B/record")
-    for name in ("embedded", "chdb", "clickhouse"):
+    for name in ("embedded", "embedded_unstaged", "chdb", "clickhouse"):
         r = out.get(name)
         if isinstance(r, dict):
-            print(f"{name}: {r['records_per_s']:,} records/s ({r['records_per_cpu_s']:,} per "
+            print(f"{name}: {r['records_per_s']:,} records/s committed, "
+                  f"{r['sealed_records_per_s']:,} sealed ({r['seal_seconds_after']} s of "
+                  f"sealing after the last append; {r['records_per_cpu_s']:,} per "
                   f"CPU-s of this process), {r['bytes_per_record_raw']} B/record raw, "
                   f"{r['bytes_per_record_total']} B/record with the 1-minute aggregates "
                   f"({r['records_1m_rows']:,} aggregate rows)")
@@ -194,9 +223,12 @@ def main() -> None:
     if e:
         print(f"end to end, {e['frames']:,} frames: decode alone "
               f"{e['decode_only_records_per_s']:,} records/s; decode into the embedded "
-              f"store {e['decode_into_store_records_per_s']:,} records/s (the store's "
-              f"share of the time: {e['store_share_of_ingest_time']:.0%}), "
-              f"{e['store_bytes_per_record']} B/record on disk")
+              f"store {e['decode_into_store_records_per_s']:,} records/s until committed "
+              f"(the store's share of the time: {e['store_share_of_ingest_time']:.0%}), "
+              f"{e['sealed_records_per_s']:,} until sealed ({e['seal_seconds_after']} s "
+              f"after), {e['store_bytes_per_record']} B/record on disk; without the "
+              f"staging tier {e['unstaged_decode_into_store_records_per_s']:,} records/s "
+              f"(the store's share: {e['unstaged_store_share_of_ingest_time']:.0%})")
     print(f"peak RSS {out['peak_rss_mb']} MB, {out['cpus']} CPUs")
 
 

@@ -111,6 +111,35 @@ def test_ingest_and_summary(tmp_path: Path, cap: Path, capsys: pytest.CaptureFix
     assert "records" in err and "records/s" in err and "2026-11-25T10:00:00" in err
 
 
+def test_ingest_seals_unless_told_not_to(tmp_path: Path, cap: Path,
+                                        capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """By default the command returns with everything sealed (sorted Parquet files and
+    their aggregates); with --no-seal once the records are committed (staged), which
+    queries read as well."""
+    db = tmp_path / "db"
+    code, out, err = run(["ingest", str(cap), "--db", str(db), "--json", "--no-seal"],
+                         capsys, monkeypatch)
+    assert code == 0, err
+    t = json.loads(out)["totals"]
+    assert t["seal_s"] is None and t["committed_s"] <= t["seconds"]
+    with open_store(db) as st:
+        assert st.info()["staged_rows"] == N_VXLAN + 2
+        assert st.select(RecordFilter(inner_src="10.1.0.5")).num_rows == N_VXLAN + 2
+        agg = st.aggregate(RecordFilter(), [], resolution="1m").to_pylist()[0]
+        assert agg["samples"] == N_VXLAN + 2  # aggregated on the fly
+    code, out, err = run(["ingest", str(cap), "--db", str(db), "--json", "--force"],
+                         capsys, monkeypatch)
+    assert code == 0, err
+    t = json.loads(out)["totals"]
+    assert t["seal_s"] is not None and t["seal_s"] >= 0
+    with open_store(db) as st:
+        assert st.info()["staged_rows"] == 0  # the earlier run's staged records too
+        assert st.info()["rows"] == 2 * (N_VXLAN + 2)
+        agg = st.aggregate(RecordFilter(), [], resolution="1m").to_pylist()[0]
+        assert agg["samples"] == 2 * (N_VXLAN + 2)
+
+
 def test_reingest_is_skipped_unless_forced(tmp_path: Path, cap: Path,
                                            capsys: pytest.CaptureFixture[str],
                                            monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,32 @@
+"""bench/store_ingest.py runs at a small size and reports each store's committed and
+sealed rates, and the end-to-end split with and without the staging tier."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_store_ingest_bench_small(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "store_ingest.py"), "--records", "4000",
+         "--batch", "1000", "--pcap-frames", "3000", "--no-chdb", "--dir", str(tmp_path),
+         "--json"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    for name in ("embedded", "embedded_unstaged"):
+        r = out[name]
+        assert r["records"] == 5000  # 4,000 and the warm-up batch
+        assert r["records_per_s"] > 0 and r["sealed_records_per_s"] > 0
+        assert r["records_1m_rows"] > 0  # sealed by the end: aggregates exist
+    e = out["end_to_end"]
+    assert e["frames"] == 3000
+    for key in ("decode_into_store_records_per_s", "unstaged_decode_into_store_records_per_s",
+                "sealed_records_per_s"):
+        assert e[key] > 0, key
+    assert 0 <= e["store_share_of_ingest_time"] <= 1
+    assert e["sealed_records_per_s"] <= e["decode_into_store_records_per_s"]

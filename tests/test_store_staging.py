@@ -1,0 +1,206 @@
+"""The embedded store's staging tier (store/staging.py): records are committed as Arrow
+IPC files and sealed into sorted Parquet files and per-minute aggregates later. Whatever
+is staged must answer every query as the sealed store does, be counted once, survive a
+failed seal, hold back appends when the sealer falls behind, and never be dropped by
+retention before it is aggregated."""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from fabricscope.store import DiskFull, RecordFilter, open_store
+from fabricscope.store import embedded as emb
+from fabricscope.store import staging as stg
+from fabricscope.store import synthetic as syn
+
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+T0_NS = int(T0.timestamp()) * 10**9
+HOUR = 3600 * 10**9
+
+
+def batch(n: int, *, seed: int, start: int = T0_NS, span: int = 2 * HOUR) -> pa.Table:
+    return syn.synthetic_records(n, start_ns=start, span_ns=span, flows=30, seed=seed)
+
+
+def answers(st: emb.EmbeddedStore) -> dict[str, object]:
+    """Everything a user reads, in a stable order."""
+    rows = sorted(st.select().to_pylist(), key=repr)
+    by_min = st.aggregate(RecordFilter(), ["minute", "inner_src"], resolution="1m")
+    by_min = by_min.sort_by([("minute", "ascending"), ("inner_src", "ascending")])
+    raw = st.aggregate(RecordFilter(), ["hour"], resolution="raw")
+    # (not the number of aggregate rows: partial aggregates of one minute and flow from
+    # different batches stay separate rows until compaction merges them)
+    sql = st.sql("SELECT sum(samples) AS s, sum(est_bytes) AS b, min(first_ts) AS f, "
+                 "max(last_ts) AS l, count(DISTINCT (ts, inner_src, inner_dst, inner_sport))"
+                 " AS k FROM records_1m").to_pylist()
+    return {"rows": rows, "1m": by_min.to_pylist(),
+            "raw": raw.sort_by("hour").to_pylist(), "sql": sql}
+
+
+def test_staged_records_answer_as_sealed_ones(tmp_path: Path) -> None:
+    """The same queries over staged records (aggregated on the fly), over the sealed
+    store, and over a store written without the staging tier."""
+    plain = emb.EmbeddedStore(tmp_path / "plain", write=True, staging=False)
+    st = emb.EmbeddedStore(tmp_path / "s", write=True)
+    for k in range(3):
+        for s in (plain, st):
+            s.append(batch(400, seed=k, start=T0_NS + k * HOUR))
+    assert st.staged_rows() == 1200 and plain.staged_rows() == 0
+    staged = answers(st)
+    assert len(staged["rows"]) == 1200  # type: ignore[arg-type]
+    assert st.seal() == 1200
+    assert st.staged_rows() == 0
+    sealed = answers(st)
+    assert staged == sealed
+    assert answers(plain) == sealed
+    st.close()
+    plain.close()
+
+
+def test_staged_and_sealed_records_are_counted_once(tmp_path: Path) -> None:
+    with open_store(tmp_path / "s", write=True) as st:
+        st.append(batch(300, seed=1))
+        st.seal()
+        st.append(batch(200, seed=2))  # same hours and minutes: both tiers hold them
+        info = st.info()
+        assert info["rows"] == 500 and info["staged_rows"] == 200
+        r = st.sql("SELECT (SELECT count(*) FROM records) AS n, "
+                   "(SELECT sum(samples) FROM records_1m) AS a").to_pylist()[0]
+        assert r == {"n": 500, "a": 500}
+    with open_store(tmp_path / "s") as reader:  # another reader: the same
+        agg = reader.aggregate(RecordFilter(), [], resolution="1m")
+        assert agg.column("samples").to_pylist() == [500]
+
+
+def test_the_sealer_seals_on_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stg, "SEAL_AFTER_S", 0.0)
+    monkeypatch.setattr(stg, "IDLE_WAIT_S", 0.05)
+    root = tmp_path / "s"
+    with open_store(root, write=True) as st:
+        st.append(batch(250, seed=3))
+        deadline = time.monotonic() + 60
+        while st.info()["staged_rows"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        info = st.info()
+        assert info["staged_rows"] == 0 and info["rows"] == 250
+        assert info["datasets"]["records_1m"]["rows"] > 0
+    assert list((root / "records").rglob("*-s*.parquet"))
+
+
+def test_appends_wait_for_a_sealer_that_falls_behind(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(emb, "STAGE_MAX_ROWS", 250)
+    monkeypatch.setattr(stg, "SEAL_ROWS", 100)
+    monkeypatch.setattr(stg, "IDLE_WAIT_S", 0.05)
+    real = emb.write_parquet
+
+    def slow(table: pa.Table, path: Path) -> None:
+        time.sleep(0.1)
+        real(table, path)
+
+    monkeypatch.setattr(emb, "write_parquet", slow)
+    with open_store(tmp_path / "s", write=True) as st:
+        most = 0
+        for k in range(8):
+            st.append(batch(100, seed=k, span=HOUR // 2))
+            most = max(most, st.staged_rows())  # type: ignore[attr-defined]
+        assert most <= 250  # never more than the limit once an append returns
+        assert st.info()["rows"] == 800
+
+
+def test_a_failed_seal_keeps_the_staged_records(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "s"
+    st = emb.EmbeddedStore(root, write=True)
+    st.append(batch(300, seed=4))
+    real = emb.write_parquet
+
+    def full(table: pa.Table, path: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(emb, "write_parquet", full)
+    with pytest.raises(DiskFull, match="staged records are intact"):
+        st.seal()
+    assert st.staged_rows() == 300 and st.select().num_rows == 300
+    assert not [p for p in root.rglob("*") if p.name.startswith(".tmp-")]
+    assert not list((root / "records").rglob("*.parquet"))  # nothing half-sealed
+    monkeypatch.setattr(emb, "write_parquet", real)
+    assert st.seal() == 300
+    assert st.select().num_rows == 300 and st.staged_rows() == 0
+    st.close()
+
+
+def test_a_sealer_that_cannot_seal_stops_the_appends(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk while sealing: appends that would grow the tier past its limit fail
+    with the sealer's error (no hang); everything committed stays readable."""
+    monkeypatch.setattr(emb, "STAGE_MAX_ROWS", 150)
+    monkeypatch.setattr(stg, "SEAL_ROWS", 100)
+    monkeypatch.setattr(stg, "IDLE_WAIT_S", 0.05)
+
+    def full(table: pa.Table, path: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(emb, "write_parquet", full)
+    st = emb.EmbeddedStore(tmp_path / "s", write=True)
+    result: list[BaseException | None] = []
+
+    def go() -> None:
+        try:
+            for k in range(4):
+                st.append(batch(100, seed=k))
+            result.append(None)
+        except BaseException as exc:
+            result.append(exc)
+
+    t = threading.Thread(target=go)
+    t.start()
+    t.join(timeout=120)
+    assert not t.is_alive()
+    assert isinstance(result[0], DiskFull), result
+    assert "no space left" in str(result[0])
+    assert st.select().num_rows == st.info()["rows"] >= 200
+    st.close()
+
+
+def test_a_reader_lists_again_when_staged_files_were_sealed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(emb, "DELETE_GRACE_S", 0.0)
+    root = tmp_path / "s"
+    w = emb.EmbeddedStore(root, write=True)
+    w.append(batch(200, seed=5))
+    r = emb.EmbeddedStore(root)
+    old = r.catalog.snapshot()
+    assert any(stg.is_staged(f) for f in old.files.values())
+    w.seal()  # the staged files are gone at once (no grace period here)
+    with pytest.raises(emb._Vanished):
+        r._source("records", old.of("records"))
+    assert r.select().num_rows == 200  # a fresh listing: the sealed files
+    w.close()
+    r.close()
+
+
+def test_periodic_retention_waits_for_sealing(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Old staged records are not dropped before their aggregates exist: the writer's
+    periodic pass skips their partitions; once sealed, they go and the aggregates stay."""
+    now = T0 + timedelta(days=30)
+    arrived = T0_NS
+    monkeypatch.setattr(emb, "_now_ns", lambda: arrived)
+    st = emb.EmbeddedStore(tmp_path / "s", write=True)
+    st.append(batch(100, seed=6))
+    assert st._apply_retention(now) == {}
+    assert st.select().num_rows == 100
+    dropped = st.apply_retention(now)  # seals first
+    assert dropped["records"] == 100
+    assert st.select().num_rows == 0
+    agg = st.aggregate(RecordFilter(), [], resolution="1m")
+    assert agg.column("samples").to_pylist() == [100]
+    st.close()
