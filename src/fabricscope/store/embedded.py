@@ -623,7 +623,7 @@ class EmbeddedStore(Store):
                                          "before it is intact") from None
         self._after_commit()
         if self._sealer is not None:
-            self._sealer.wake()
+            self._sealer.appended()
         return True
 
     def _put_records(self, out: _Files, records: pa.Table) -> None:

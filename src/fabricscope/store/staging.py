@@ -47,10 +47,17 @@ for a trace on the development VM)."""
 SEAL_ROWS = 1 << 20
 """The sealer takes staged files, oldest first, until it has this many records (one
 ingest batch): sealed files are as large as the ones an append used to write."""
+SEAL_BACKLOG_ROWS = STAGE_MAX_ROWS // 2
+"""The sealer starts while appends keep coming once this many records wait; below it, it
+leaves the CPUs to the decoder and seals when the appends pause (``QUIET_S``) or the
+oldest staged record has waited ``SEAL_AFTER_S``. (Sealing at once, on the second core,
+slowed decoding down: sealing uses both cores, Parquet encoding runs on the pool.)"""
 SEAL_AFTER_S = 20.0
-"""Fewer staged records than ``SEAL_ROWS`` are sealed once the oldest is this old (a
-collector's small batches)."""
-IDLE_WAIT_S = 1.0
+"""Staged records are sealed once the oldest has waited this long (a collector's small
+batches), however busy the writer is."""
+QUIET_S = 1.0
+"""The sealer also starts when no append came for this long."""
+IDLE_WAIT_S = 0.5
 
 
 class StagedFileError(ValueError):
@@ -113,15 +120,19 @@ def _plain_strings(t: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(cols, names=t.column_names)
 
 
-def pick(snap: Snapshot, *, force: bool, now_ns: int) -> list[FileEntry]:
-    """The next seal job: staged files oldest first until ``SEAL_ROWS`` records; nothing
-    while fewer wait and the oldest is younger than ``SEAL_AFTER_S`` (unless ``force``)."""
+def pick(snap: Snapshot, *, force: bool, now_ns: int, quiet: bool = True
+         ) -> list[FileEntry]:
+    """The next seal job: staged files oldest first until ``SEAL_ROWS`` records. Unless
+    ``force``, nothing while the oldest is younger than ``SEAL_AFTER_S`` and either
+    appends keep coming (not ``quiet``) with fewer than ``SEAL_BACKLOG_ROWS`` staged, or
+    fewer than ``SEAL_ROWS`` are staged."""
     staged = sorted((f for f in snap.files.values() if is_staged(f)),
                     key=lambda f: (f.added, f.path))
     if not staged:
         return []
     total = sum(f.rows for f in staged)
-    if not force and total < SEAL_ROWS and staged[0].added > now_ns - SEAL_AFTER_S * 1e9:
+    old = staged[0].added <= now_ns - SEAL_AFTER_S * 1e9
+    if not (force or old or total >= SEAL_BACKLOG_ROWS or (quiet and total >= SEAL_ROWS)):
         return []
     job: list[FileEntry] = []
     rows = 0
@@ -151,17 +162,22 @@ class Sealer:
         self.jobs = 0
         self.sealed_rows = 0
         self.seconds = 0.0
+        self._last_append = 0.0
+        self._pressed = 0  # appends waiting in throttle: seal whatever there is
         self._thread = threading.Thread(target=self._run, name="store-sealer", daemon=True)
         self._thread.start()
 
-    def wake(self) -> None:
+    def appended(self) -> None:
+        """An append committed (the sealer waits for a pause in them, see ``pick``)."""
         with self._cond:
+            self._last_append = time.monotonic()
             self._cond.notify_all()
 
     def _one(self, *, force: bool) -> bool:
         """Seal one job if there is one; -> whether there was."""
         with self._busy:
-            job = pick(self._snapshot(), force=force, now_ns=time.time_ns())
+            quiet = time.monotonic() - self._last_append >= QUIET_S
+            job = pick(self._snapshot(), force=force, now_ns=time.time_ns(), quiet=quiet)
             if not job:
                 return False
             t0 = time.perf_counter()
@@ -180,7 +196,7 @@ class Sealer:
                 if self._stop:
                     return
             try:
-                if self._one(force=False):
+                if self._one(force=self._pressed > 0):
                     continue
                 wait = IDLE_WAIT_S
             except BaseException as exc:  # kept for the appends; the data is staged
@@ -207,13 +223,17 @@ class Sealer:
         """Wait while more than ``limit`` records are staged (back pressure); raise the
         sealer's error if it cannot seal."""
         with self._cond:
-            while staged_rows(self._snapshot()) > limit:
-                if self.error is not None:
-                    raise self.error
-                if self._stop or not self._thread.is_alive():
-                    return
-                self._cond.notify_all()
-                self._cond.wait(IDLE_WAIT_S)
+            self._pressed += 1
+            try:
+                while staged_rows(self._snapshot()) > limit:
+                    if self.error is not None:
+                        raise self.error
+                    if self._stop or not self._thread.is_alive():
+                        return
+                    self._cond.notify_all()
+                    self._cond.wait(IDLE_WAIT_S)
+            finally:
+                self._pressed -= 1
 
     def stop(self) -> None:
         """Stop the thread (a job in progress finishes and commits first)."""
