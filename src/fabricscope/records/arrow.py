@@ -57,10 +57,21 @@ TUNNELS_TYPE = pa.list_(TUNNEL_STRUCT)
 
 
 def schema_of(columns: Sequence[Column], *, stored_only: bool = False) -> pa.Schema:
-    return pa.schema(
+    """The Arrow schema of ``columns`` (remembered: the stores conform every batch to
+    one, and building it costs a millisecond)."""
+    hit = _SCHEMAS.get((id(columns), stored_only))
+    if hit is not None and hit[0] is columns:  # (the same object: not a reused id)
+        return hit[1]
+    got = pa.schema(
         [pa.field(c.name, arrow_type(c.type), metadata={"doc": c.doc})
          for c in columns if c.stored or not stored_only]
     )
+    if isinstance(columns, tuple) and len(_SCHEMAS) < 64:  # (a list may change)
+        _SCHEMAS[(id(columns), stored_only)] = (columns, got)
+    return got
+
+
+_SCHEMAS: dict[tuple[int, bool], tuple[Sequence[Column], pa.Schema]] = {}
 
 
 PACKET_SCHEMA = schema_of(PACKET_COLUMNS)

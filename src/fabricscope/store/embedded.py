@@ -622,8 +622,6 @@ class EmbeddedStore(Store):
             raise self._write_error(exc, f"batch {batch_id} not committed, the data "
                                          "before it is intact") from None
         self._after_commit()
-        if self._sealer is not None:
-            self._sealer.appended()
         return True
 
     def _put_records(self, out: _Files, records: pa.Table) -> None:
@@ -697,7 +695,14 @@ class EmbeddedStore(Store):
     def append(self, records: pa.RecordBatch | pa.Table,
                counters: pa.RecordBatch | pa.Table | None = None, *,
                batch_id: str | None = None) -> None:
-        super().append(records, counters, batch_id=batch_id)
+        sealer = self._sealer
+        if sealer is not None:
+            sealer.appending(True)
+        try:
+            super().append(records, counters, batch_id=batch_id)
+        finally:
+            if sealer is not None:
+                sealer.appending(False)
         if self._sealer is not None and self.staging:  # back pressure, outside the lock
             try:
                 self._sealer.throttle(STAGE_MAX_ROWS)

@@ -162,21 +162,24 @@ class Sealer:
         self.jobs = 0
         self.sealed_rows = 0
         self.seconds = 0.0
-        self._last_append = 0.0
+        self._last_append = time.monotonic()
+        self._appending = 0
         self._pressed = 0  # appends waiting in throttle: seal whatever there is
         self._thread = threading.Thread(target=self._run, name="store-sealer", daemon=True)
         self._thread.start()
 
-    def appended(self) -> None:
-        """An append committed (the sealer waits for a pause in them, see ``pick``)."""
+    def appending(self, start: bool) -> None:
+        """An append starts (``start``) or ends: the sealer waits for a pause in them
+        (see ``pick``)."""
         with self._cond:
+            self._appending += 1 if start else -1
             self._last_append = time.monotonic()
             self._cond.notify_all()
 
     def _one(self, *, force: bool) -> bool:
         """Seal one job if there is one; -> whether there was."""
         with self._busy:
-            quiet = time.monotonic() - self._last_append >= QUIET_S
+            quiet = not self._appending and time.monotonic() - self._last_append >= QUIET_S
             job = pick(self._snapshot(), force=force, now_ns=time.time_ns(), quiet=quiet)
             if not job:
                 return False
