@@ -116,7 +116,7 @@ def bench_parquet_floor(total: int, size: int, start_ns: int, span_ns: int, tmp:
             round(n / cpu), "bytes_per_record": round(size_b / n, 2)}
 
 
-def bench_end_to_end(frames: int, tmp: Path) -> dict[str, Any]:
+def bench_end_to_end(frames: int, tmp: Path, batch: int) -> dict[str, Any]:
     spec = importlib.util.spec_from_file_location("bench_decode", HERE / "decode.py")
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
@@ -130,9 +130,13 @@ def bench_end_to_end(frames: int, tmp: Path) -> dict[str, Any]:
     from fabricscope.cli.commands.ingest import ingest_file
     from fabricscope.decode.tables import DecodeConfig
     from fabricscope.pipeline import FileDecoder
+    from fabricscope.store.synthetic import synthetic_records
 
     for _ in FileDecoder(pcap, batch_frames=16384):  # warm: numba cache, imports
         break
+    with _open(str(tmp / "e2e-warm"), True) as st:  # and the store's first-use imports
+        st.append(synthetic_records(1000, start_ns=10**18, span_ns=10**9, seed=1))
+        st.seal()
     t0 = time.perf_counter()
     n = 0
     for step in FileDecoder(pcap, batch_frames=16384):
@@ -145,17 +149,20 @@ def bench_end_to_end(frames: int, tmp: Path) -> dict[str, Any]:
         with _open(str(root), staging) as st:
             t0 = time.perf_counter()
             res = ingest_file(st, pcap, DecodeConfig(), sflow=False, force=False,
-                              digest="b", batch_records=1 << 20)
+                              digest="b", batch_records=batch)
             ingest_s = time.perf_counter() - t0
             st.seal()
             sealed_s = time.perf_counter() - t0
         tag = "" if staging else "unstaged_"
         out[f"{tag}decode_into_store_records_per_s"] = round(res.records / ingest_s)
         out[f"{tag}store_share_of_ingest_time"] = round(max(0.0, 1 - decode_s / ingest_s), 3)
+        # the time decoding stood still because the store had not taken the last batch
+        out[f"{tag}store_wait_share"] = round(res.store_wait_s / ingest_s, 3)
         if staging:
             out["sealed_records_per_s"] = round(res.records / sealed_s)
             out["seal_seconds_after"] = round(sealed_s - ingest_s, 3)
-        out[f"{tag}store_bytes_per_record"] = round(dir_bytes(root) / max(1, res.records), 2)
+        sealed = sum(p.stat().st_size for p in root.rglob("*.parquet"))  # (not the staged
+        out[f"{tag}store_bytes_per_record"] = round(sealed / max(1, res.records), 2)  # left)
     return out
 
 
@@ -167,7 +174,10 @@ def main() -> None:
                     help="end-to-end capture size (0: skip)")
     ap.add_argument("--no-chdb", action="store_true", help="skip ClickHouse (chDB)")
     ap.add_argument("--clickhouse", help="also a ClickHouse server: clickhouse://HOST:PORT/DB")
-    ap.add_argument("--dir", type=Path, help="work here (default: a temporary directory)")
+    ap.add_argument("--dir", type=Path, help="work here (default: a temporary directory; "
+                    "the stores' disk matters: staged records are written uncompressed)")
+    ap.add_argument("--ingest-batch", type=int, default=1 << 20,
+                    help="records per store batch in the end-to-end run (ingest's default)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -198,7 +208,7 @@ def main() -> None:
             out["clickhouse"] = bench_append(args.clickhouse, args.records, args.batch,
                                              start_ns, span_ns)
         if args.pcap_frames:
-            out["end_to_end"] = bench_end_to_end(args.pcap_frames, tmp)
+            out["end_to_end"] = bench_end_to_end(args.pcap_frames, tmp, args.ingest_batch)
         out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -224,11 +234,13 @@ def main() -> None:
         print(f"end to end, {e['frames']:,} frames: decode alone "
               f"{e['decode_only_records_per_s']:,} records/s; decode into the embedded "
               f"store {e['decode_into_store_records_per_s']:,} records/s until committed "
-              f"(the store's share of the time: {e['store_share_of_ingest_time']:.0%}), "
+              f"(the store's share of the time: {e['store_share_of_ingest_time']:.0%}; "
+              f"decoding waited for the store {e['store_wait_share']:.0%} of it), "
               f"{e['sealed_records_per_s']:,} until sealed ({e['seal_seconds_after']} s "
               f"after), {e['store_bytes_per_record']} B/record on disk; without the "
               f"staging tier {e['unstaged_decode_into_store_records_per_s']:,} records/s "
-              f"(the store's share: {e['unstaged_store_share_of_ingest_time']:.0%})")
+              f"(the store's share: {e['unstaged_store_share_of_ingest_time']:.0%}; "
+              f"waited {e['unstaged_store_wait_share']:.0%})")
     print(f"peak RSS {out['peak_rss_mb']} MB, {out['cpus']} CPUs")
 
 

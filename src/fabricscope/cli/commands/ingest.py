@@ -50,6 +50,7 @@ class FileResult:
     last_ts_ns: int | None = None
     events: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    store_wait_s: float = 0.0  # decoding stood still, waiting for the store
     error: str | None = None
     note: str | None = None
 
@@ -69,6 +70,7 @@ class _Writer:
 
     def __init__(self, store: Any) -> None:
         self.store = store
+        self.waited = 0.0  # seconds the decoding side waited for the store
         self.q: queue.Queue[tuple[Any, Any, str] | None] = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
@@ -94,10 +96,14 @@ class _Writer:
 
     def submit(self, recs: Any, cnts: Any, batch_id: str) -> None:
         self._check()
+        t0 = time.perf_counter()
         self.q.put((recs, cnts, batch_id))
+        self.waited += time.perf_counter() - t0
 
     def wait(self) -> None:
+        t0 = time.perf_counter()
         self.q.join()
+        self.waited += time.perf_counter() - t0
         self._check()
 
     def close(self) -> None:
@@ -208,6 +214,7 @@ def ingest_file(store: Any, path: Path, cfg: Any, *, sflow: bool, force: bool,
         writer.wait()
     finally:
         writer.close()
+        res.store_wait_s = round(writer.waited, 3)
     s = fd.summary
     res.frames, res.sflow_datagrams, res.bytes = s.frames, s.sflow_datagrams, s.bytes
     res.first_ts_ns, res.last_ts_ns = s.first_ts_ns, s.last_ts_ns
@@ -358,6 +365,7 @@ def _totals(results: list[FileResult], seconds: float) -> dict[str, Any]:
         "span_s": (max(lasts) - min(firsts)) / 1e9 if firsts and lasts else None,
         "seconds": round(seconds, 3),
         "records_per_s": round(records / seconds) if seconds > 0 else None,
+        "store_wait_s": round(sum(r.store_wait_s for r in done), 3),
     }
 
 
