@@ -176,7 +176,7 @@ def main() -> None:
     ap.add_argument("--clickhouse", help="also a ClickHouse server: clickhouse://HOST:PORT/DB")
     ap.add_argument("--dir", type=Path, help="work here (default: a temporary directory; "
                     "the stores' disk matters: staged records are written uncompressed)")
-    ap.add_argument("--ingest-batch", type=int, default=1 << 20,
+    ap.add_argument("--ingest-batch", type=int, default=1 << 18,
                     help="records per store batch in the end-to-end run (ingest's default)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

@@ -506,7 +506,8 @@ class FileSink:
 
 
 class StoreSink:
-    """``--db LOCATION``: append every batch to the store (``fabricscope.store``); the
+    """``--db LOCATION``: append every batch to the store (``fabricscope.store``; the
+    embedded store stages them and seals them in the background, and at close); the
     final accounting is recorded with ``mark_ingested`` under the key ``collect:...``."""
 
     def __init__(self, location: str | None) -> None:
@@ -528,6 +529,7 @@ class StoreSink:
 
     def close(self, accounting: dict[str, Any]) -> None:
         try:
+            self.store.seal()  # what is still staged: sorted and aggregated before exit
             summary = {k: v for k, v in accounting.items() if k != "agents"}
             summary["agents"] = len(accounting.get("agents", []))
             summary["records"] = self.records
