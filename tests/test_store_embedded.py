@@ -389,10 +389,16 @@ def test_store_cli_info_compact_retention(tmp_path: Path) -> None:
                          capture_output=True, text=True, env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
-    assert info["rows"] == 300
+    assert info["rows"] == 300 and info["staged_rows"] == 300
+    out = subprocess.run([sys.executable, "-m", "fabricscope", "store", "info"],
+                         capture_output=True, text=True, env=env, cwd=ROOT)
+    assert out.returncode == 0 and "300 records staged" in out.stdout, out.stderr
     out = subprocess.run([sys.executable, "-m", "fabricscope", "store", "compact"],
                          capture_output=True, text=True, env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr
+    assert "sealed 300 staged records" in out.stdout
+    with open_store(root) as st:
+        assert st.info()["staged_rows"] == 0
     out = subprocess.run([sys.executable, "-m", "fabricscope", "store", "retention",
                           "--retention", "1d", "--now", "2026-11-30T00:00:00Z"],
                          capture_output=True, text=True, env=env, cwd=ROOT)

@@ -66,16 +66,24 @@ def _print_info(info: dict[str, Any]) -> None:
     days_1m = info["retention_1m_s"] / 86400
     con.print(f"retention: raw {days:g} d, 1-minute aggregates {days_1m:g} d; "
               f"{info.get('ingested_files', 0)} files ingested")
+    if info.get("staged_rows"):
+        con.print(f"{info['staged_rows']:,} records staged: committed and queryable, not "
+                  "sealed yet (sorted and aggregated by the writer in the background, or "
+                  "by 'fabricscope store compact')")
 
 
 @store_app.command("compact")
 def compact_cmd(db: DbOpt = None) -> None:
-    """Merge small files (embedded) or parts (ClickHouse OPTIMIZE)."""
+    """Seal staged records, then merge small files (embedded); merge parts (ClickHouse
+    OPTIMIZE)."""
     from fabricscope.store import open_store
 
     with open_store(db, write=True) as st:
+        sealed = st.seal()
         merged = st.compact()
     total = sum(merged.values())
+    if sealed:
+        print(f"sealed {sealed:,} staged records")
     print(f"compacted {total} files" + (
         " (" + ", ".join(f"{k}: {v}" for k, v in sorted(merged.items())) + ")"
         if merged else ""))
