@@ -177,12 +177,18 @@ def test_a_reader_lists_again_when_staged_files_were_sealed(
     w = emb.EmbeddedStore(root, write=True)
     w.append(batch(200, seed=5))
     r = emb.EmbeddedStore(root)
-    old = r.catalog.snapshot()
-    assert any(stg.is_staged(f) for f in old.files.values())
+    assert r.select().num_rows == 200  # staged: mapped and registered
+    assert len(r._staged_views) == 1
     w.seal()  # the staged files are gone at once (no grace period here)
+    assert r.select().num_rows == 200  # the sealed files
+    assert r._staged_views == {}  # nothing of the removed files stays mapped
+    w.append(batch(100, seed=6))
+    old = r.catalog.snapshot()  # lists the new staged file...
+    assert any(stg.is_staged(f) for f in old.files.values())
+    w.seal()  # ...which is gone before the reader maps it
     with pytest.raises(emb._Vanished):
         r._source("records", old.of("records"))
-    assert r.select().num_rows == 200  # a fresh listing: the sealed files
+    assert r.select().num_rows == 300  # listed again
     w.close()
     r.close()
 

@@ -81,6 +81,7 @@ from fabricscope.store.staging import (
     StagedFileError,
     is_staged,
     read_staged,
+    staged_rows,
     write_staged,
 )
 
@@ -208,7 +209,7 @@ class EmbeddedStore(Store):
         self.staging = staging and write
         self._sealer: Sealer | None = None
         self._staged_views: dict[tuple[str, ...], str] = {}
-        self._trash_lock = threading.Lock()  # also guards the lazy connection and pool
+        self._state_lock = threading.Lock()  # the trash list, the lazy connection and pool
         try:
             if write:
                 self._open_writer(retention, retention_1m)
@@ -416,7 +417,7 @@ class EmbeddedStore(Store):
     # --- DuckDB -----------------------------------------------------------------------------
 
     def _duck(self) -> Any:
-        with self._trash_lock:  # (the sealer's thread may be first)
+        with self._state_lock:  # (the sealer's thread may be first)
             return self._duck_locked()
 
     def _duck_locked(self) -> Any:
@@ -470,14 +471,18 @@ class EmbeddedStore(Store):
                                ) from None
         con.register(name, table)
         self._staged_views[key] = name
-        while len(self._staged_views) > 8:
-            old = next(iter(self._staged_views))
-            with contextlib.suppress(Exception):
-                con.unregister(self._staged_views.pop(old))
         return name
+
+    def _forget_staged(self, snap: Snapshot) -> None:
+        """Unregister the staged tables of files the snapshot no longer has (sealed): a
+        mapping keeps a removed file's disk space until it is dropped."""
+        for key in [k for k in self._staged_views if any(p not in snap.files for p in k)]:
+            with contextlib.suppress(Exception):
+                self._duck().unregister(self._staged_views.pop(key))
 
     def _sources(self, snap: Snapshot, ds: str, lo: int | None = None,
                  hi: int | None = None) -> str:
+        self._forget_staged(snap)
         if ds != "records_1m":
             return self._source(ds, snap.of(ds, lo, hi))
         staged = [f for f in snap.of("records", lo, hi) if is_staged(f)]
@@ -690,7 +695,7 @@ class EmbeddedStore(Store):
         return n
 
     def staged_rows(self) -> int:
-        return sum(f.rows for f in self.catalog.snapshot().files.values() if is_staged(f))
+        return staged_rows(self.catalog.snapshot())
 
     def append(self, records: pa.RecordBatch | pa.Table,
                counters: pa.RecordBatch | pa.Table | None = None, *,
@@ -711,7 +716,7 @@ class EmbeddedStore(Store):
                                         ) from None
 
     def _pool(self) -> ThreadPoolExecutor:
-        with self._trash_lock:
+        with self._state_lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=WRITE_THREADS,
                                                     thread_name_prefix="store-write")
@@ -733,7 +738,7 @@ class EmbeddedStore(Store):
 
     def _empty_trash(self, *, all_now: bool = False) -> None:
         now = time.monotonic()
-        with self._trash_lock:
+        with self._state_lock:
             due_now = [p for due, p in self._trash if all_now or due <= now]
             self._trash = [(due, p) for due, p in self._trash
                            if not (all_now or due <= now)]
@@ -745,7 +750,7 @@ class EmbeddedStore(Store):
 
     def _drop(self, paths: Sequence[str]) -> None:
         due = time.monotonic() + DELETE_GRACE_S
-        with self._trash_lock:
+        with self._state_lock:
             self._trash.extend((due, self.root / p) for p in paths)
 
     # --- bookkeeping ------------------------------------------------------------------------
@@ -807,7 +812,7 @@ class EmbeddedStore(Store):
             "retention_s": int(self.retention.total_seconds()),
             "retention_1m_s": int(self.retention_1m.total_seconds()),
             "writer_pid": pid,
-            "staged_rows": sum(f.rows for f in snap.files.values() if is_staged(f)),
+            "staged_rows": staged_rows(snap),
         }
 
     def _writer_alive(self) -> bool:
