@@ -368,8 +368,13 @@ class ClickHouseStore(Store):
     # --- writing ----------------------------------------------------------------------------
 
     def _insert(self, table: str, data: pa.Table, token: str) -> None:
+        # optimize_on_insert=0: the aggregates' materialized view already groups each
+        # block by the full key, so merging equal keys again while inserting (the
+        # default for AggregatingMergeTree) only sorted the block a second time: 40% of
+        # a records insert on chDB (3.5-3.7 -> 2.2 s for 300,000 synthetic records)
         settings = {"insert_deduplicate": 1, "insert_deduplication_token": token,
-                    "deduplicate_blocks_in_dependent_materialized_views": 1}
+                    "deduplicate_blocks_in_dependent_materialized_views": 1,
+                    "optimize_on_insert": 0}
         from fabricscope.store.conform import undictionary
 
         try:
