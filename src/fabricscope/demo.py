@@ -150,6 +150,7 @@ def run(directory: Path | None = None, *, console: Console | None = None,
     with open_store(str(res.store), write=True) as st:
         for step in fd:
             st.append(step.records, step.counters)
+        st.seal()  # as `fabricscope ingest` does: sorted for traces, aggregated
     res.timings["ingest"] = time.perf_counter() - t
     s = fd.summary
     con.print(f"{s.sflow_datagrams:,} sFlow datagrams -> {s.records:,} flow samples and "

@@ -453,6 +453,7 @@ def ingest(pcap: Path, db: Path, port: int = 6343) -> None:
     try:
         for d in FileDecoder(pcap, sflow=port != 6343):
             store.append(d.records, d.counters)
+        store.seal()
     finally:
         store.close()
 
