@@ -455,7 +455,8 @@ class EmbeddedStore(Store):
 
     def _staged_view(self, files: Sequence[FileEntry]) -> str:
         """A DuckDB name for the staged record files ``files`` (their memory-mapped
-        table, registered on the connection; the last few are kept)."""
+        table, registered on the connection until a snapshot no longer has them: see
+        ``_forget_staged``)."""
         key = tuple(f.path for f in files)
         name = self._staged_views.get(key)
         if name is not None:
