@@ -127,7 +127,7 @@ def test_ingest_seals_unless_told_not_to(tmp_path: Path, cap: Path,
         assert st.info()["staged_rows"] == N_VXLAN + 2
         assert st.select(RecordFilter(inner_src="10.1.0.5")).num_rows == N_VXLAN + 2
         agg = st.aggregate(RecordFilter(), [], resolution="1m").to_pylist()[0]
-        assert agg["samples"] == N_VXLAN + 2  # aggregated on the fly
+        assert agg["samples"] == N_VXLAN + 2  # staged records in the aggregates too
     code, out, err = run(["ingest", str(cap), "--db", str(db), "--json", "--force"],
                          capsys, monkeypatch)
     assert code == 0, err

@@ -45,7 +45,7 @@ def answers(st: emb.EmbeddedStore) -> dict[str, object]:
 
 
 def test_staged_records_answer_as_sealed_ones(tmp_path: Path) -> None:
-    """The same queries over staged records (aggregated on the fly), over the sealed
+    """The same queries over staged records (one partial aggregate each), over the sealed
     store, and over a store written without the staging tier."""
     plain = emb.EmbeddedStore(tmp_path / "plain", write=True, staging=False)
     st = emb.EmbeddedStore(tmp_path / "s", write=True)

@@ -251,6 +251,24 @@ def rollup_select(name: str, source: str, dialect: Dialect, *, merge: bool = Fal
     return f"SELECT {', '.join(sel)} FROM {source} AS _r GROUP BY {group}"
 
 
+def rollup_rows(name: str, source: str, dialect: Dialect) -> str:
+    """Rows of aggregate ``name`` for the raw rows of ``source``, one per raw row, not
+    grouped: each its own partial aggregate (a group of one). Queries combine the rows
+    of an aggregate anyway (``sum(samples)``...), so these answer as the grouped rows
+    do, and cost a scan instead of a ``GROUP BY`` over every key column: what the
+    embedded store reads for records still in its staging tier."""
+    _src, key, measures = ROLLUPS[name]
+    r = "_r."
+    sel = [f"{minute_expr(dialect, f'{r}ts')} AS ts",
+           *(f"{r}{quote_ident(k)} AS {quote_ident(k)}" for k in key)]
+    for m in measures:
+        expr = m.expr.format(u64=u64(dialect), r=r)
+        if m.func == "sum":
+            expr = f"CAST({expr} AS {u64(dialect)})"
+        sel.append(f"{expr} AS {quote_ident(m.column.name)}")
+    return f"SELECT {', '.join(sel)} FROM {source} AS _r"
+
+
 # --- ClickHouse -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from fabricscope.records.ddl import (
     duckdb_columns,
     duckdb_create_table,
     quote_ident,
+    rollup_rows,
     rollup_select,
 )
 from fabricscope.records.parquet import NO_DICTIONARY as PARQUET_NO_DICTIONARY
@@ -436,7 +437,9 @@ class EmbeddedStore(Store):
                 staged_records: Sequence[FileEntry] = ()) -> str:
         """The SQL source of dataset ``ds`` over ``files`` (Parquet, or staged IPC files
         for ``records``); for ``records_1m``, ``staged_records`` are the staged record
-        files of the window, aggregated on the fly."""
+        files of the window, each record a partial aggregate of its own
+        (``rollup_rows``: a scan, where a ``GROUP BY`` over the 18 key columns of 4
+        million staged records took 4.6-5.3 s)."""
         parts = [f"SELECT * FROM _empty_{ds}"]
         parquet = [f for f in files if not is_staged(f)]
         if parquet:
@@ -449,8 +452,8 @@ class EmbeddedStore(Store):
         if ds == "records_1m" and staged_records:
             cols = ", ".join(f"CAST({quote_ident(n)} AS {t}) AS {quote_ident(n)}"
                              for n, t in duckdb_columns(TABLES[ds]))
-            rollup = rollup_select(ds, self._staged_view(staged_records), "duckdb")
-            parts.append(f"SELECT {cols} FROM ({rollup}) AS _s")
+            rows = rollup_rows(ds, self._staged_view(staged_records), "duckdb")
+            parts.append(f"SELECT {cols} FROM ({rows}) AS _s")
         return "(" + " UNION ALL BY NAME ".join(parts) + ")"
 
     def _staged_view(self, files: Sequence[FileEntry]) -> str:
