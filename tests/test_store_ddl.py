@@ -109,3 +109,25 @@ def test_rollup_select_is_valid_duckdb(name: str) -> None:
     m = con.sql(rollup_select(name, name, "duckdb", merge=True)).to_arrow_table()
     assert m.column_names == t.column_names
     assert isinstance(m, pa.Table)
+
+
+def test_ungrouped_rollup_rows_combine_to_the_grouped_aggregate() -> None:
+    """``rollup_rows`` (one partial aggregate per raw row, the staged records' share of
+    records_1m) combined per key gives what ``rollup_select`` groups."""
+    from fabricscope.records.ddl import ROLLUPS, rollup_rows, rollup_select
+    from fabricscope.store.synthetic import synthetic_records
+
+    t = synthetic_records(3000, start_ns=1_795_600_800 * 10**9, span_ns=600 * 10**9,
+                          flows=15, seed=3)
+    con = duckdb.connect()
+    con.register("_t", t)
+    _src, key, measures = ROLLUPS["records_1m"]
+    keys = ", ".join(["ts", *key])
+    sums = ", ".join(f"{m.func}({m.column.name}) AS {m.column.name}" for m in measures)
+    rows = con.sql(rollup_rows("records_1m", "_t", "duckdb"))
+    assert len(rows.fetchall()) == 3000  # not grouped
+    combined = con.sql(f"SELECT {keys}, {sums} FROM ({rollup_rows('records_1m', '_t', 'duckdb')}) "
+                       f"GROUP BY ALL ORDER BY ALL").fetchall()
+    grouped = con.sql(f"SELECT * FROM ({rollup_select('records_1m', '_t', 'duckdb')}) "
+                      "ORDER BY ALL").fetchall()
+    assert combined == grouped and len(grouped) < 3000
