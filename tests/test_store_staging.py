@@ -210,3 +210,20 @@ def test_periodic_retention_waits_for_sealing(tmp_path: Path,
     agg = st.aggregate(RecordFilter(), [], resolution="1m")
     assert agg.column("samples").to_pylist() == [100]
     st.close()
+
+
+def test_staged_files_with_plain_and_dictionary_strings_read_as_one(tmp_path: Path) -> None:
+    """A batch whose string column had too many distinct values for a dictionary keeps
+    it plain; staged files of both kinds still read as one table."""
+    dict_t = pa.table({"kind": pa.array(["flow", "flow"]).dictionary_encode(),
+                       "n": pa.array([1, 2], pa.int64())})
+    plain_t = pa.table({"kind": pa.array(["discard"]), "n": pa.array([3], pa.int64())})
+    paths = [tmp_path / "a.arrow", tmp_path / "b.arrow"]
+    for t, p in zip((dict_t, plain_t), paths, strict=True):
+        stg.write_staged(t, p)
+    t = stg.read_staged(paths)
+    assert t.column("kind").to_pylist() == ["flow", "flow", "discard"]
+    assert t.column("n").to_pylist() == [1, 2, 3]
+    (tmp_path / "c.arrow").write_bytes(b"not arrow" * 10)
+    with pytest.raises(stg.StagedFileError, match=r"c\.arrow: not an Arrow IPC file"):
+        stg.read_staged([tmp_path / "c.arrow"])
