@@ -141,6 +141,11 @@ class Store(ABC):
     def compact(self) -> dict[str, int]:
         """Merge small files/parts; returns files merged per dataset."""
 
+    def staged_rows(self) -> int:
+        """Records appended but not sealed yet (see :meth:`seal`); always 0 on
+        ClickHouse."""
+        return 0
+
     def seal(self, progress: Any = None) -> int:
         """Make every appended record final now; -> records sealed. The embedded store
         commits records to a staging tier first and seals them (sorted Parquet files and

@@ -336,7 +336,7 @@ def register(app: typer.Typer) -> None:
 def _seal(store: Any, *, show: bool) -> None:
     """Wait for the store to seal what this ingest staged (a line on stderr if there is
     much left: the background sealer did the rest while decoding went on)."""
-    left = store.info().get("staged_rows") or 0
+    left = store.staged_rows()
     if show and left >= 100_000:
         print(f"sealing {left:,} staged records (sorting for traces, per-minute "
               "aggregates)...", file=sys.stderr, flush=True)
