@@ -24,7 +24,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,6 +163,23 @@ def write_atomic(path: Path, data: bytes) -> None:
             raise DiskFull(f"{path}: no space left on device") from None
         raise
     fsync_dir(path.parent)
+
+
+def write_file_atomic(final: Path, write: Callable[[Path], object]) -> int:
+    """Have ``write(path)`` write a data file, under a temporary name next to ``final``,
+    then fsync it and rename it to ``final`` (nothing is left behind if it fails);
+    returns its size."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(".tmp-" + final.name)
+    try:
+        write(tmp)
+        fsync_file(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return final.stat().st_size
 
 
 class Catalog:

@@ -64,9 +64,9 @@ from fabricscope.store.catalog import (
     FileEntry,
     Snapshot,
     fsync_dir,
-    fsync_file,
     walk_files,
     write_atomic,
+    write_file_atomic,
 )
 from fabricscope.store.conform import conform_input
 from fabricscope.store.errors import (
@@ -564,17 +564,7 @@ class EmbeddedStore(Store):
 
     def _write_file(self, table: pa.Table, final: Path) -> int:
         """Write ``table`` to ``final`` atomically (temporary name, fsync, rename)."""
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(".tmp-" + final.name)
-        try:
-            write_parquet(table, tmp)
-            fsync_file(tmp)
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        return final.stat().st_size
+        return write_file_atomic(final, lambda path: write_parquet(table, path))
 
     def _rollup(self, name: str, source: pa.Table, pair: np.ndarray | None = None
                 ) -> pa.Table:

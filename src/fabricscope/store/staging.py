@@ -28,8 +28,6 @@ down to that rate instead of growing the tier (and the queries' scan of it) with
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,7 +36,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from fabricscope.store.catalog import FileEntry, Snapshot, fsync_file
+from fabricscope.store.catalog import FileEntry, Snapshot, write_file_atomic
 
 STAGED_SUFFIX = ".arrow"
 STAGE_MAX_ROWS = 4_000_000
@@ -79,18 +77,11 @@ def write_staged(table: pa.Table, final: Path) -> int:
     fsync, rename); uncompressed, so that readers can map it."""
     import pyarrow.ipc as ipc
 
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(".tmp-" + final.name)
-    try:
-        with ipc.new_file(str(tmp), table.schema) as w:
+    def write(path: Path) -> None:
+        with ipc.new_file(str(path), table.schema) as w:
             w.write_table(table, max_chunksize=1 << 17)
-        fsync_file(tmp)
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return final.stat().st_size
+
+    return write_file_atomic(final, write)
 
 
 def read_staged(paths: Sequence[Path]) -> pa.Table:
