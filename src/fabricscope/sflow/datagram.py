@@ -726,7 +726,8 @@ def walk_datagrams(buf: np.ndarray, offset: np.ndarray, length: np.ndarray,
     ``buf[offset[k] : offset[k] + length[k]]``, until all are done or the next one's rows
     would not fit: at most ``cap_rec`` records in ``m`` (from column 0) and counter rows
     in ``cm`` up to ``cap_cnt`` (from row ``j0``; both pre-set to -1; ``sq`` has room for
-    the samples from column ``q0``, ``dg`` one column per datagram, pre-set to -1).
+    the samples from column ``q0``, every row of which is written here for each sample;
+    ``dg`` one column per datagram, pre-set to -1).
     ``t`` is a scratch vector (``_NT`` int64); the sampled headers are left for
     ``sflow.fused.walk_headers``. -> (next datagram,
     records, next counter row, next sample column).
@@ -828,6 +829,7 @@ def walk_datagrams(buf: np.ndarray, offset: np.ndarray, length: np.ndarray,
                     cm[C_IFINDEX, j] = sidx
                 if stop:
                     _ev(ev, m, -1, cut_ev, dg, k)
+                sq[Q_DROPS, q] = -1
                 j += 1
                 q += 1
                 continue
