@@ -31,9 +31,9 @@ def test_codes_number_the_distinct_names_in_order_of_first_row() -> None:
     n = len(names)
     codes = np.empty(n, np.int16)
     first = np.empty(n, np.int64)
-    u = name_codes(cm[C_NAME_OFF], cm[C_NAME_LEN], n, buf, codes, first,
-                   np.full(16, -1, np.int64))
-    assert u == 3
+    u, left_out = name_codes(cm[C_NAME_OFF], cm[C_NAME_LEN], n, buf, codes, first,
+                             np.full(16, -1, np.int64))
+    assert (u, left_out) == (3, 0)
     assert codes.tolist() == [0, 1, -1, 0, 2, 1, 2]
     assert first[:u].tolist() == [0, 1, 4]
 
@@ -42,9 +42,9 @@ def test_a_name_past_the_buffer_counts_as_none() -> None:
     cm, buf = _matrix([b"eth0", b"eth1"])
     cm[C_NAME_LEN, 1] = 1000
     codes = np.empty(2, np.int16)
-    u = name_codes(cm[C_NAME_OFF], cm[C_NAME_LEN], 2, buf, codes, np.empty(2, np.int64),
-                   np.full(8, -1, np.int64))
-    assert u == 1 and codes.tolist() == [0, -1]
+    u, left_out = name_codes(cm[C_NAME_OFF], cm[C_NAME_LEN], 2, buf, codes,
+                             np.empty(2, np.int64), np.full(8, -1, np.int64))
+    assert (u, left_out) == (1, 0) and codes.tolist() == [0, -1]
 
 
 @settings(max_examples=200, deadline=None)
@@ -57,3 +57,23 @@ def test_same_strings_as_arrow_dictionary_encoding(names: list[bytes | None]) ->
     assert got.type == pa.dictionary(pa.int16(), pa.string())
     # one dictionary entry per distinct byte string
     assert len(got.dictionary) == len({v for v in names if v is not None})
+
+
+
+def test_names_beyond_the_dictionary_limit_are_null_and_counted() -> None:
+    """More distinct names in one batch than an int16 dictionary holds (a spoofed feed):
+    the further ones are null and counted by the event; every row is kept."""
+    from fabricscope.decode.events import NEVENTS_MAX
+    from fabricscope.sflow.batch import MAX_NAMES
+    from fabricscope.sflow.events import EV_TOO_MANY_PORT_NAMES
+
+    extra = 5
+    names: list[bytes | None] = [b"p%d" % k for k in range(MAX_NAMES + extra)]
+    names += [b"p0", None, b"p%d" % (MAX_NAMES + 1)]  # a known name, none, a further one
+    cm, buf = _matrix(names)
+    ev = np.zeros(NEVENTS_MAX, np.int64)
+    got = _names(cm, len(names), buf, ev).to_pylist()
+    assert len(got) == len(names)
+    assert got[:MAX_NAMES] == [v.decode() for v in names[:MAX_NAMES] if v is not None]
+    assert got[MAX_NAMES:] == [None] * extra + ["p0", None, None]
+    assert ev[EV_TOO_MANY_PORT_NAMES] == extra + 1

@@ -16,6 +16,7 @@ import pyarrow as pa
 from fabricscope.decode.common import no_refcount
 from fabricscope.records.arrow import COUNTER_SCHEMA, STR_TYPE, dict_array
 from fabricscope.records.schema import COUNTER_COLUMNS, KIND_COUNTERS, KIND_NAMES, Column
+from fabricscope.sflow.events import EV_TOO_MANY_PORT_NAMES
 from fabricscope.sflow.layout import C_NAME_LEN, C_NAME_OFF, COUNTER_IP_SLOTS, COUNTER_SLOTS
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -26,17 +27,19 @@ MAX_NAMES = 32767
 
 @no_refcount
 def name_codes(off: np.ndarray, ln: np.ndarray, n: int, buf: np.ndarray, codes: np.ndarray,
-               first: np.ndarray, table: np.ndarray) -> int:
+               first: np.ndarray, table: np.ndarray) -> tuple[int, int]:
     """Dictionary-encode the port names of rows ``0 .. n`` (bytes ``buf[off:off + ln]``;
     ``off < 0``: no name) without a Python object per row: ``codes[i]`` = the name's
     index among the distinct names (-1: none), ``first[u]`` = the first row holding
     distinct name ``u``. ``table`` (a power of two of -1 values, more than ``n``) is
-    the open-addressing scratch. Returns the number of distinct names, or -1 beyond
-    :data:`MAX_NAMES`. A name reaching past ``buf`` counts as none (the walk never
-    records one)."""
+    the open-addressing scratch. Returns (distinct names, rows left out): at most
+    :data:`MAX_NAMES` names are numbered, a row whose name would be a further one gets
+    -1 and is counted as left out. A name reaching past ``buf`` counts as none (the
+    walk never records one)."""
     mask = table.shape[0] - 1
     nbuf = buf.shape[0]
     u = 0
+    left_out = 0
     for i in range(n):
         o = off[i]
         k = ln[i]
@@ -53,7 +56,9 @@ def name_codes(off: np.ndarray, ln: np.ndarray, n: int, buf: np.ndarray, codes: 
             f = table[s]
             if f < 0:
                 if u >= MAX_NAMES:
-                    return -1
+                    codes[i] = -1
+                    left_out += 1
+                    break
                 table[s] = i
                 first[u] = i
                 codes[i] = u
@@ -73,12 +78,14 @@ def name_codes(off: np.ndarray, ln: np.ndarray, n: int, buf: np.ndarray, codes: 
                 codes[i] = codes[f]
                 break
             s = (s + 1) & mask
-    return u
+    return u, left_out
 
 
-def _names(cm: np.ndarray, n: int, buf: np.ndarray) -> pa.Array:
+def _names(cm: np.ndarray, n: int, buf: np.ndarray,
+           ev: np.ndarray | None = None) -> pa.Array:
     """Port names (0:1005) as a dictionary<int16, string> array; bytes that are not UTF-8
-    are replaced (U+FFFD), never an error. Encoded in one compiled pass over the rows
+    are replaced (U+FFFD), never an error; beyond :data:`MAX_NAMES` distinct names, the
+    further ones are null and counted in ``ev`` as ``sflow_too_many_port_names``. Encoded in one compiled pass over the rows
     (``name_codes``): only the distinct names become Arrow strings, so a batch costs
     microseconds, not the ~260 us of Arrow's own dictionary encoding plus casts."""
     off = np.ascontiguousarray(cm[C_NAME_OFF, :n])
@@ -88,9 +95,9 @@ def _names(cm: np.ndarray, n: int, buf: np.ndarray) -> pa.Array:
     size = 1 << max(4, (2 * n).bit_length())
     codes = np.empty(n, np.int16)
     first = np.empty(n, np.int64)
-    u = name_codes(off, ln, n, buf, codes, first, np.full(size, -1, np.int64))
-    if u < 0:
-        raise ValueError(f"more than {MAX_NAMES} distinct port names in one counters batch")
+    u, left_out = name_codes(off, ln, n, buf, codes, first, np.full(size, -1, np.int64))
+    if left_out and ev is not None:
+        ev[EV_TOO_MANY_PORT_NAMES] += left_out
     rows = first[:u]
     lens = np.maximum(ln[rows], 0)
     offsets = np.zeros(u + 1, dtype=np.int32)
@@ -139,9 +146,11 @@ def _kind(n: int) -> pa.Array:
     return a
 
 
-def counter_batch(cm: np.ndarray, n: int, buf: np.ndarray) -> pa.RecordBatch:
+def counter_batch(cm: np.ndarray, n: int, buf: np.ndarray,
+                  ev: np.ndarray | None = None) -> pa.RecordBatch:
     """The counters batch from the first ``n`` rows of counters matrix ``cm``; ``buf`` is
-    the buffer the datagrams were decoded from (for port names). No buffer of the result
+    the buffer the datagrams were decoded from (for port names); ``ev``: the event
+    counters (``sflow_too_many_port_names``). No buffer of the result
     shares memory with ``cm``: the columns are packed into a batch of their own
     (``records.arrow.PacketColumns``, one import into Arrow), then ``kind`` and
     ``port_name`` join them."""
@@ -159,7 +168,7 @@ def counter_batch(cm: np.ndarray, n: int, buf: np.ndarray) -> pa.RecordBatch:
         if c.name == "kind":
             batch = batch.add_column(pos, COUNTER_SCHEMA.field(pos), _kind(n))
         elif c.name == "port_name":
-            batch = batch.add_column(pos, COUNTER_SCHEMA.field(pos), _names(cm, n, buf))
+            batch = batch.add_column(pos, COUNTER_SCHEMA.field(pos), _names(cm, n, buf, ev))
     return batch
 
 

@@ -225,7 +225,7 @@ class SflowDecoder:
             out.n = i
             out.nlayers = nl
             recs.append(out.finish(buf))
-            cnts.append(counter_batch(cm, j, buf))  # copies: cm can be reused
+            cnts.append(counter_batch(cm, j, buf, self.event_counts))  # copies: cm can be reused
             est_r = max(est_r - i, 64)
             est_c = max(est_c - j, 16)
             k = k2

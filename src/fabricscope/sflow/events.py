@@ -34,6 +34,9 @@ SFLOW_EVENTS: tuple[tuple[int, str, int, str], ...] = (
      "a second record of the same kind in one sample (raw header...): the first one is kept"),
     (76, "sflow_trailing_bytes", INFO, "bytes left after the last declared sample"),
     (77, "sflow_bad_string_length", ERROR, "port name longer than 255 bytes or its record"),
+    (78, "sflow_too_many_port_names", INFO,
+     "more than 32,767 distinct port names in one counters batch: the further ones are "
+     "left out (null), the counters kept"),
 )
 
 EV_BAD_VERSION = 64
@@ -50,6 +53,7 @@ EV_UNKNOWN_HEADER_PROTOCOL = 74
 EV_DUPLICATE_RECORD = 75
 EV_TRAILING_BYTES = 76
 EV_BAD_STRING_LENGTH = 77
+EV_TOO_MANY_PORT_NAMES = 78
 
 SFLOW_EVENT_NAMES: tuple[str, ...] = tuple(name for _, name, _, _ in SFLOW_EVENTS)
 
