@@ -476,3 +476,42 @@ def test_bounds_first_batches_equal_packets_first(tmp_path: Path, force: bool) -
     assert fast[0].num_rows > 100 and fast[1].num_rows > 0
     assert fast[0].equals(slow[0]) and fast[1].equals(slow[1])
     assert fast[2] == slow[2] and fast[3] == slow[3]
+
+
+def test_file_decoder_slices_sflow_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    """``FileDecoder`` decodes a capture batch's datagrams ``SFLOW_SLICE`` at a time, one
+    step each: the same records, counter rows, summary and accounting as one call per
+    batch, on both the bounds-first and the packets-first (mixed batch) paths."""
+    from fabricscope import pipeline
+    from fabricscope.capture.writer import PcapWriter
+    from fabricscope.pipeline import FileDecoder
+
+    path = tmp_path / "s.pcap"
+    with PcapWriter(path) as w:
+        for k, d in enumerate(_many(30)):
+            if k == 17:
+                w.write(tcp_frame(), T0 + k * 1000)  # a mixed batch: packets first
+            w.write(bytes(Ether() / IP(src="198.51.100.1", dst="198.51.100.2")
+                          / UDP(sport=40000, dport=6343) / d), T0 + k * 1000 + 1)
+
+    def run(slice_: int) -> tuple[Any, ...]:
+        monkeypatch.setattr(pipeline, "SFLOW_SLICE", slice_)
+        fd = FileDecoder(path, batch_frames=8)
+        steps = list(fd)
+        recs = pa.concat_tables([pa.Table.from_batches([s.records]) for s in steps])
+        cnts = pa.concat_tables([pa.Table.from_batches([s.counters]) for s in steps
+                                 if s.counters is not None])
+        summary = fd.summary.to_dict()
+        summary.pop("seconds")
+        return recs, cnts, summary, fd.sflow_accounting(), len(steps)
+
+    whole, sliced = run(1 << 20), run(3)
+    # 31 frames in batches of 8: 4 sFlow steps (+1 for the TCP frame's packet record)
+    # against 3 + 3 + 3 + 3 slices of at most 3 datagrams (+1); 30 x 3 flow samples
+    assert whole[4] == 5 and sliced[4] == 13
+    assert whole[0].num_rows == 90 + 1 and whole[1].num_rows == 6
+    assert sliced[0].equals(whole[0])
+    # each slice has its own port-name dictionary: compare the values
+    assert sliced[1].to_pylist() == whole[1].to_pylist()
+    assert sliced[2] == whole[2] and sliced[3] == whole[3]
