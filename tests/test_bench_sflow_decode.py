@@ -1,0 +1,29 @@
+"""bench/sflow_decode.py runs at a small size: every path decodes every flow and counter
+sample of the generated file, and the two-pass paths report both passes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_sflow_decode_bench_small() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "sflow_decode.py"), "--datagrams", "3000",
+         "--repeat", "1", "--json"],
+        capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["input"] == {**out["input"], "datagrams": 3000, "flow_samples": 21000,
+                            "counter_samples": 300}
+    for mode in ("payloads", "file", "process", "process-arrow"):
+        r = out[mode]
+        assert r["flow_samples"] == 21000, mode
+        assert r["samples_per_s_cpu"] > 0 and r["peak_rss_mb"] > 0, mode
+    for mode in ("payloads", "file"):
+        assert out[mode]["counter_samples"] == 300, mode
+        assert out[mode]["first_pass_cpu_s"] > 0, mode
