@@ -251,3 +251,27 @@ def test_threads_decoding_at_once_get_their_own_batches() -> None:
         assert len(got[k]) == 30
         for b in got[k]:
             same(b, w)
+
+
+def test_tunnel_layer_scratch_is_reused_and_never_shared() -> None:
+    """``PacketColumns.layers`` (scratch) is one reused buffer per thread: the next
+    columns of the thread get it back once the last ones finished or were dropped; two
+    alive at once never share it, and what they build equals the reference."""
+    rng = np.random.default_rng(7)
+    m1, m2 = random_matrix(rng, 300), random_matrix(rng, 200)
+    a = PacketColumns(300)
+    b = PacketColumns(200)  # a holds the scratch: b gets memory of its own
+    assert not np.shares_memory(a.layers, b.layers)
+    a.add(m1, 300)
+    b.add(m2, 200)
+    base = a.layers.base
+    same(a.finish(), reference(m1, 300))
+    same(b.finish(), reference(m2, 200))
+    c = PacketColumns(250)  # a finished: its scratch comes back
+    assert c.layers.base is base and c.layers.flags.c_contiguous
+    del c  # dropped unfinished: free again
+    gc.collect()
+    d = PacketColumns(300)
+    assert d.layers.base is base
+    d.add(m1, 300)
+    same(d.finish(), reference(m1, 300))

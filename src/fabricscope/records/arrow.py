@@ -8,6 +8,8 @@ name table, and the ``tunnels`` list is built from offsets and flattened struct 
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -269,6 +271,43 @@ def _padded(n: int) -> int:
     return (max(n, 1) + 15) // 16 * 16 + 8
 
 
+class _LayersScratch(threading.local):
+    """Each thread's reusable tunnel-layer matrix (``PacketColumns.layers``): a flat
+    int64 buffer and the ``PacketColumns`` using it (a weak reference: one that was
+    dropped without ``finish`` frees it too)."""
+
+    buf: np.ndarray | None = None
+    user: Any = None
+
+
+_LAYERS = _LayersScratch()
+
+
+def _layers_matrix(pc: PacketColumns, width: int) -> np.ndarray:
+    """An ``(S.NT, width)`` C-contiguous int64 scratch matrix for ``pc``: the thread's
+    reused buffer when no other live ``PacketColumns`` holds it, else a new one.
+
+    It is 11 rows of 4 slots per record (5 MB for a batch of 16,384 records), written and
+    read again by every batch: allocated afresh each time, the C library mapped it anew
+    whenever its size crossed the mmap threshold, and every page was faulted in again
+    (measured in docs/sflow.md)."""
+    size = S.NT * width
+    user = _LAYERS.user() if _LAYERS.user is not None else None
+    if user is not None and user is not pc:
+        return np.empty((S.NT, width), np.int64)
+    buf = _LAYERS.buf
+    if buf is None or buf.shape[0] < size:
+        buf = _LAYERS.buf = np.empty(max(size, 0 if buf is None else buf.shape[0] * 2),
+                                     np.int64)
+    _LAYERS.user = weakref.ref(pc)
+    return buf[:size].reshape(S.NT, width)
+
+
+def _release_layers(pc: PacketColumns) -> None:
+    if _LAYERS.user is not None and _LAYERS.user() is pc:
+        _LAYERS.user = None
+
+
 class PacketColumns:
     """Typed column buffers for ``n`` records, filled from slot matrices chunk by chunk
     (``add``, or the fused walks through ``fused_args``), then turned into a record
@@ -326,7 +365,7 @@ class PacketColumns:
             self.offsets = (mem[offsets_at:offsets_at + 4 * (n + 1)].view(np.int32)
                             if plan.tunnels else np.zeros(n + 1, np.int32))
             self.offsets[:1] = 0
-            self.layers = np.empty((S.NT, _padded(n * S.MAX_DEPTH)), np.int64)
+            self.layers = _layers_matrix(self, _padded(n * S.MAX_DEPTH))
             self.gof = np.empty(max(n, 1), np.int64)
             self.glen = np.empty(max(n, 1), np.int64)
         self.nlayers = 0
@@ -427,6 +466,7 @@ class PacketColumns:
         if plan.layout is None:
             plan.layout = Layout(plan, _plan(_TUNNEL_COLUMNS))
         batch = record_batch(self, plan.layout, plan.schema, tunnels, binary, blocks)
+        _release_layers(self)  # the next batch may reuse the tunnel-layer scratch
         self.__dict__.clear()  # no view of memory that Arrow owns now
         return batch
 
