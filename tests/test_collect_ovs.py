@@ -45,6 +45,8 @@ def _missing() -> str | None:
                  "ovs-appctl"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (apt-get install openvswitch-switch iproute2)"
+    if shutil.which("ping") is None:
+        return "ping is not installed (apt-get install iputils-ping)"
     if not any(Path(s).is_file() for s in SCHEMAS):
         return "the Open vSwitch database schema is not installed"
     return None
