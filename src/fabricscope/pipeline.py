@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 SFLOW_PORT = 6343
 SFLOW_SLICE = 2048
 """Datagrams decoded per call of the sFlow decoder (a step of the pipeline): about
-14,000 samples of the usual 7 a datagram, a column block of about 3 MB. A reader's batch
+14,000 samples of the usual 7 a datagram, a column block of about 5 MB. A reader's batch
 (8 MB of datagrams, about 5,400 of them) is decoded in such slices: the blocks stay small
 enough for the C library to reuse them from its heap instead of mapping fresh memory and
 faulting it in for every batch (measured in docs/sflow.md)."""
