@@ -290,7 +290,8 @@ def _layers_matrix(pc: PacketColumns, width: int) -> np.ndarray:
     It is 11 rows of 4 slots per record (5 MB for a batch of 16,384 records), written and
     read again by every batch: allocated afresh each time, the C library mapped it anew
     whenever its size crossed the mmap threshold, and every page was faulted in again
-    (measured in docs/sflow.md)."""
+    (measured in docs/sflow.md). The buffer stays with the thread, as large as its
+    largest batch needed (at most 23 MB, for the sFlow decoder's 65,536 records)."""
     size = S.NT * width
     user = _LAYERS.user() if _LAYERS.user is not None else None
     if user is not None and user is not pc:
