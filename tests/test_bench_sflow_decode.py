@@ -20,10 +20,10 @@ def test_sflow_decode_bench_small() -> None:
     out = json.loads(proc.stdout)
     assert out["input"] == {**out["input"], "datagrams": 3000, "flow_samples": 21000,
                             "counter_samples": 300}
-    for mode in ("payloads", "file", "process", "process-arrow"):
+    for mode in ("payloads", "file", "file-tuned", "process", "process-arrow"):
         r = out[mode]
         assert r["flow_samples"] == 21000, mode
         assert r["samples_per_s_cpu"] > 0 and r["peak_rss_mb"] > 0, mode
-    for mode in ("payloads", "file"):
+    for mode in ("payloads", "file", "file-tuned"):
         assert out[mode]["counter_samples"] == 300, mode
         assert out[mode]["first_pass_cpu_s"] > 0, mode
