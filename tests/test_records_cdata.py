@@ -259,12 +259,14 @@ def test_tunnel_layer_scratch_is_reused_and_never_shared() -> None:
     alive at once never share it, and what they build equals the reference."""
     rng = np.random.default_rng(7)
     m1, m2 = random_matrix(rng, 300), random_matrix(rng, 200)
+    gc.collect()  # no columns of an earlier test hold the thread's scratch
     a = PacketColumns(300)
+    base = a.layers.base
+    assert base is not None and base.ndim == 1  # a view of the thread's flat buffer
     b = PacketColumns(200)  # a holds the scratch: b gets memory of its own
-    assert not np.shares_memory(a.layers, b.layers)
+    assert b.layers.base is None and not np.shares_memory(a.layers, b.layers)
     a.add(m1, 300)
     b.add(m2, 200)
-    base = a.layers.base
     same(a.finish(), reference(m1, 300))
     same(b.finish(), reference(m2, 200))
     c = PacketColumns(250)  # a finished: its scratch comes back
