@@ -429,6 +429,18 @@ def test_vlan_tagged_sample() -> None:
     assert (r["vlan"], r["src"]) == (42, "10.0.0.1")
 
 
+def _file_outcome(fd: Any) -> tuple[Any, ...]:
+    """Everything a ``FileDecoder`` run gives: (records, counter rows, summary without its
+    time, sFlow accounting, number of steps)."""
+    steps = list(fd)
+    recs = pa.concat_tables([pa.Table.from_batches([s.records]) for s in steps])
+    cnts = pa.concat_tables([pa.Table.from_batches([s.counters]) for s in steps
+                             if s.counters is not None])
+    summary = fd.summary.to_dict()
+    summary.pop("seconds")
+    return recs, cnts, summary, fd.sflow_accounting(), len(steps)
+
+
 @pytest.mark.parametrize("force", [False, True])
 def test_bounds_first_batches_equal_packets_first(tmp_path: Path, force: bool) -> None:
     """``FileDecoder``'s adaptive path (after a batch of only sFlow datagrams, the next is
@@ -461,13 +473,7 @@ def test_bounds_first_batches_equal_packets_first(tmp_path: Path, force: bool) -
             return decode(frames)
 
         fd.packets.decode = counted  # type: ignore[method-assign]
-        steps = list(fd)
-        recs = pa.concat_tables([pa.Table.from_batches([s.records]) for s in steps])
-        cnts = pa.concat_tables([pa.Table.from_batches([s.counters]) for s in steps
-                                 if s.counters is not None])
-        summary = fd.summary.to_dict()
-        summary.pop("seconds")
-        return recs, cnts, summary, fd.sflow_accounting(), calls[0]
+        return (*_file_outcome(fd)[:4], calls[0])
 
     fast, slow = run(True), run(False)
     # 9 batches: packets first decodes each as packets; the adaptive path only the
@@ -497,14 +503,7 @@ def test_file_decoder_slices_sflow_batches(tmp_path: Path, monkeypatch: pytest.M
 
     def run(slice_: int) -> tuple[Any, ...]:
         monkeypatch.setattr(pipeline, "SFLOW_SLICE", slice_)
-        fd = FileDecoder(path, batch_frames=8)
-        steps = list(fd)
-        recs = pa.concat_tables([pa.Table.from_batches([s.records]) for s in steps])
-        cnts = pa.concat_tables([pa.Table.from_batches([s.counters]) for s in steps
-                                 if s.counters is not None])
-        summary = fd.summary.to_dict()
-        summary.pop("seconds")
-        return recs, cnts, summary, fd.sflow_accounting(), len(steps)
+        return _file_outcome(FileDecoder(path, batch_frames=8))
 
     whole, sliced = run(1 << 20), run(3)
     # 31 frames in batches of 8: 4 sFlow steps (+1 for the TCP frame's packet record)
