@@ -94,6 +94,48 @@ def test_the_sealer_seals_on_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert list((root / "records").rglob("*-s*.parquet"))
 
 
+def test_a_drain_seals_beside_the_sealer_on_disjoint_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``seal()`` runs jobs on the caller's thread and the sealer's at once; no staged
+    file is in two jobs, the sealed files' names never collide, and the answers are
+    those of a store written without the tier."""
+    monkeypatch.setattr(stg, "SEAL_ROWS", 100)
+    monkeypatch.setattr(stg, "QUIET_S", 3600.0)  # the sealer waits for the drain
+    real_job = emb.EmbeddedStore._seal_job
+    real_write = emb.write_parquet
+    jobs: list[tuple[str, float, float, frozenset[str]]] = []
+
+    def job(self: emb.EmbeddedStore, files: list) -> None:  # type: ignore[type-arg]
+        t0 = time.monotonic()
+        real_job(self, files)
+        jobs.append((threading.current_thread().name, t0, time.monotonic(),
+                     frozenset(f.path for f in files)))
+
+    def slow(table: pa.Table, path: Path) -> None:
+        time.sleep(0.15)  # long enough for the other thread to take a job meanwhile
+        real_write(table, path)
+
+    monkeypatch.setattr(emb.EmbeddedStore, "_seal_job", job)
+    monkeypatch.setattr(emb, "write_parquet", slow)
+    plain = emb.EmbeddedStore(tmp_path / "plain", write=True, staging=False)
+    st = emb.EmbeddedStore(tmp_path / "s", write=True)
+    for k in range(6):
+        for s in (plain, st):
+            s.append(batch(100, seed=k, span=HOUR // 2))
+    assert st.staged_rows() == 600 and not jobs
+    assert st.seal() == 600  # (the sealer's jobs count too)
+    assert st.staged_rows() == 0
+    threads = {name for name, *_ in jobs}
+    assert threading.current_thread().name in threads and "store-sealer" in threads
+    assert any(a[1] < b[2] and b[1] < a[2] for a in jobs for b in jobs
+               if a[0] != b[0]), "no two jobs overlapped"
+    files = [p for *_, paths in jobs for p in paths]
+    assert len(files) == len(set(files)) == 6  # every staged file in exactly one job
+    assert answers(st) == answers(plain)
+    st.close()
+    plain.close()
+
+
 def test_appends_wait_for_a_sealer_that_falls_behind(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(emb, "STAGE_MAX_ROWS", 250)

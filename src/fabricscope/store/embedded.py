@@ -209,6 +209,7 @@ class EmbeddedStore(Store):
         self._meta: dict[str, Any] = {}
         self.staging = staging and write
         self._sealer: Sealer | None = None
+        self._seal_ids = itertools.count()
         self._staged_views: dict[tuple[str, ...], str] = {}
         self._state_lock = threading.Lock()  # the trash list, the lazy connection and pool
         try:
@@ -631,8 +632,8 @@ class EmbeddedStore(Store):
 
         rec = _drop_null_columns(records)
         order, pair = trace_sort(rec, HOUR_NS)
-        if order is not None:  # (one chunk: take is a quarter cheaper on it)
-            rec = rec.combine_chunks().take(pa.array(order))
+        if order is not None:  # (staged files map as many chunks: no copy into one first)
+            rec = rec.take(pa.array(order))
             pair = None if pair is None else pair[order]
         elif pair is None and rec.num_rows:
             pair = np.zeros(rec.num_rows, np.int64)
@@ -659,7 +660,7 @@ class EmbeddedStore(Store):
         reading them for ``DELETE_GRACE_S``)."""
         snap = self.catalog.current
         assert snap is not None
-        out = _Files(self, snap.seq + 1, "s")
+        out = _Files(self, snap.seq + 1, f"s{next(self._seal_ids)}-")  # (jobs may overlap)
         try:
             try:
                 self._put_records(out, read_staged([self.root / f.path for f in files]))

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +113,14 @@ def _plain_strings(t: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(cols, names=t.column_names)
 
 
-def pick(snap: Snapshot, *, force: bool, now_ns: int, quiet: bool = True
-         ) -> list[FileEntry]:
-    """The next seal job: staged files oldest first until ``SEAL_ROWS`` records. Unless
-    ``force``, nothing while the oldest is younger than ``SEAL_AFTER_S`` and either
-    appends keep coming (not ``quiet``) with fewer than ``SEAL_BACKLOG_ROWS`` staged, or
-    fewer than ``SEAL_ROWS`` are staged."""
-    staged = sorted((f for f in snap.files.values() if is_staged(f)),
+def pick(snap: Snapshot, *, force: bool, now_ns: int, quiet: bool = True,
+         taken: Set[str] = frozenset()) -> list[FileEntry]:
+    """The next seal job: staged files oldest first until ``SEAL_ROWS`` records, leaving
+    out the files of jobs in progress (``taken``). Unless ``force``, nothing while the
+    oldest is younger than ``SEAL_AFTER_S`` and either appends keep coming (not
+    ``quiet``) with fewer than ``SEAL_BACKLOG_ROWS`` staged, or fewer than ``SEAL_ROWS``
+    are staged."""
+    staged = sorted((f for f in snap.files.values() if is_staged(f) and f.path not in taken),
                     key=lambda f: (f.added, f.path))
     if not staged:
         return []
@@ -139,25 +140,31 @@ def pick(snap: Snapshot, *, force: bool, now_ns: int, quiet: bool = True
 
 class Sealer:
     """The writer's background thread that seals staged files (``seal_job`` does one
-    job: it is the store's). One job at a time, whoever runs it (this thread, or
-    :meth:`drain` on the caller's thread). A failed job (a full disk) is kept in
-    ``error`` and retried after ``pause_s``; appends that wait on the tier raise it."""
+    job: it is the store's). A job claims its files, so jobs on different threads never
+    share one: the sealer's thread seals alone while appends keep coming (the other core
+    is the decoder's), and a thread with nothing else to do helps it, one job beside it:
+    :meth:`drain` (the end of an ``ingest``) and an append held back by :meth:`throttle`
+    (the tier is full; its decoder waits anyway). Two jobs at once keep both cores busy,
+    since one job's sort and aggregation run on its own thread and its Parquet encoding
+    on the store's pool (docs/storage.md has the figures). A failed job (a full disk) is
+    kept in ``error`` and retried after ``pause_s``; appends that wait on the tier raise
+    it."""
 
     def __init__(self, snapshot: Callable[[], Snapshot],
                  seal_job: Callable[[list[FileEntry]], None], *, pause_s: float) -> None:
         self._snapshot = snapshot
         self._seal_job = seal_job
         self._pause_s = pause_s
-        self._busy = threading.Lock()
         self._cond = threading.Condition()
+        self._taken: set[str] = set()  # the staged files of the jobs in progress
         self._stop = False
         self.error: BaseException | None = None
         self.jobs = 0
         self.sealed_rows = 0
-        self.seconds = 0.0
+        self.seconds = 0.0  # the jobs' durations, summed (they may overlap)
         self._last_append = time.monotonic()
         self._appending = 0
-        self._pressed = 0  # appends waiting in throttle: seal whatever there is
+        self._pressed = 0  # appends waiting in throttle, or drains: seal whatever there is
         self._thread = threading.Thread(target=self._run, name="store-sealer", daemon=True)
         self._thread.start()
 
@@ -170,18 +177,27 @@ class Sealer:
             self._cond.notify_all()
 
     def _one(self, *, force: bool) -> bool:
-        """Seal one job if there is one; -> whether there was."""
-        with self._busy:
+        """Seal one job if there is one that no other thread has taken; -> whether there
+        was."""
+        with self._cond:
             quiet = not self._appending and time.monotonic() - self._last_append >= QUIET_S
-            job = pick(self._snapshot(), force=force, now_ns=time.time_ns(), quiet=quiet)
+            job = pick(self._snapshot(), force=force, now_ns=time.time_ns(), quiet=quiet,
+                       taken=self._taken)
             if not job:
                 return False
-            t0 = time.perf_counter()
+            paths = {f.path for f in job}
+            self._taken |= paths
+        t0 = time.perf_counter()
+        try:
             self._seal_job(job)
+        finally:
+            with self._cond:
+                self._taken -= paths
+                self._cond.notify_all()
+        with self._cond:
             self.seconds += time.perf_counter() - t0
             self.jobs += 1
             self.sealed_rows += sum(f.rows for f in job)
-        with self._cond:
             self.error = None
             self._cond.notify_all()
         return True
@@ -204,20 +220,37 @@ class Sealer:
                 if not self._stop:
                     self._cond.wait(wait)
 
+    def _wait_for_others(self) -> bool:
+        """Wait until a job of another thread ends; -> False if there is none."""
+        with self._cond:
+            if not self._taken:
+                return False
+            self._cond.wait(IDLE_WAIT_S)
+            return True
+
     def drain(self, progress: Callable[[int], Any] | None = None) -> int:
-        """Seal everything staged now, on the caller's thread; -> records sealed."""
-        done = 0
-        while True:
-            job_rows = self.sealed_rows
-            if not self._one(force=True):
-                return done
-            done += self.sealed_rows - job_rows
-            if progress is not None:
-                progress(done)
+        """Seal everything staged now, on the caller's thread and the sealer's; ->
+        records sealed meanwhile (by both). A job of the caller's that fails raises
+        here."""
+        with self._cond:
+            self._pressed += 1
+            start = self.sealed_rows
+            self._cond.notify_all()
+        try:
+            while True:
+                before = self.sealed_rows
+                if not self._one(force=True) and not self._wait_for_others():
+                    return self.sealed_rows - start
+                if progress is not None and self.sealed_rows != before:
+                    progress(self.sealed_rows - start)
+        finally:
+            with self._cond:
+                self._pressed -= 1
 
     def throttle(self, limit: int) -> None:
         """Wait while more than ``limit`` records are staged (back pressure); raise the
-        sealer's error if it cannot seal."""
+        sealer's error if it cannot seal. (It does not seal beside the sealer: its
+        decoder keeps the other core busy; measured in docs/storage.md.)"""
         with self._cond:
             self._pressed += 1
             try:
