@@ -94,16 +94,16 @@ def test_the_sealer_seals_on_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert list((root / "records").rglob("*-s*.parquet"))
 
 
-def test_a_drain_seals_beside_the_sealer_on_disjoint_files(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``seal()`` runs jobs on the caller's thread and the sealer's at once; no staged
-    file is in two jobs, the sealed files' names never collide, and the answers are
-    those of a store written without the tier."""
+Job = tuple[str, float, float, frozenset[str]]  # thread, start, end, staged files
+
+
+def record_jobs(monkeypatch: pytest.MonkeyPatch) -> list[Job]:
+    """Seal jobs of 100 records, each noted as it ends; Parquet writes slowed down so
+    that another thread can take a job meanwhile."""
     monkeypatch.setattr(stg, "SEAL_ROWS", 100)
-    monkeypatch.setattr(stg, "QUIET_S", 3600.0)  # the sealer waits for the drain
     real_job = emb.EmbeddedStore._seal_job
     real_write = emb.write_parquet
-    jobs: list[tuple[str, float, float, frozenset[str]]] = []
+    jobs: list[Job] = []
 
     def job(self: emb.EmbeddedStore, files: list) -> None:  # type: ignore[type-arg]
         t0 = time.monotonic()
@@ -112,28 +112,79 @@ def test_a_drain_seals_beside_the_sealer_on_disjoint_files(
                      frozenset(f.path for f in files)))
 
     def slow(table: pa.Table, path: Path) -> None:
-        time.sleep(0.15)  # long enough for the other thread to take a job meanwhile
+        time.sleep(0.15)
         real_write(table, path)
 
     monkeypatch.setattr(emb.EmbeddedStore, "_seal_job", job)
     monkeypatch.setattr(emb, "write_parquet", slow)
+    return jobs
+
+
+def check_jobs(jobs: list[Job], threads: set[str], files: int) -> None:
+    """The jobs ran on ``threads``, two of them at once, and each of the ``files``
+    staged files was in exactly one job."""
+    assert {name for name, *_ in jobs} == threads
+    assert any(a[1] < b[2] and b[1] < a[2] for a in jobs for b in jobs
+               if a[0] != b[0]), "no two jobs overlapped"
+    paths = [p for *_, ps in jobs for p in ps]
+    assert len(paths) == len(set(paths)) == files
+
+
+def staged_pair(tmp_path: Path) -> tuple[emb.EmbeddedStore, emb.EmbeddedStore]:
+    """A store without the tier and one with it, given the same six batches."""
     plain = emb.EmbeddedStore(tmp_path / "plain", write=True, staging=False)
     st = emb.EmbeddedStore(tmp_path / "s", write=True)
-    for k in range(6):
-        for s in (plain, st):
+    for s in (plain, st):  # (the staged appends one right after the other)
+        for k in range(6):
             s.append(batch(100, seed=k, span=HOUR // 2))
+    return plain, st
+
+
+def test_a_drain_seals_beside_the_sealer_on_disjoint_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``seal()`` runs jobs on the caller's thread and the sealer's at once; no staged
+    file is in two jobs, the sealed files' names never collide, and the answers are
+    those of a store written without the tier."""
+    jobs = record_jobs(monkeypatch)
+    monkeypatch.setattr(stg, "QUIET_S", 3600.0)  # the sealer waits for the drain
+    monkeypatch.setattr(stg, "SEAL_THREADS", 1)
+    plain, st = staged_pair(tmp_path)
     assert st.staged_rows() == 600 and not jobs
     assert st.seal() == 600  # (the sealer's jobs count too)
     assert st.staged_rows() == 0
-    threads = {name for name, *_ in jobs}
-    assert threading.current_thread().name in threads and "store-sealer" in threads
-    assert any(a[1] < b[2] and b[1] < a[2] for a in jobs for b in jobs
-               if a[0] != b[0]), "no two jobs overlapped"
-    files = [p for *_, paths in jobs for p in paths]
-    assert len(files) == len(set(files)) == 6  # every staged file in exactly one job
+    check_jobs(jobs, {threading.current_thread().name, "store-sealer"}, 6)
     assert answers(st) == answers(plain)
     st.close()
     plain.close()
+
+
+def test_sealer_threads_seal_side_by_side(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """With two sealer threads (``SEAL_THREADS``, half the processors), staged records
+    are sealed in the background on both at once."""
+    jobs = record_jobs(monkeypatch)
+    monkeypatch.setattr(stg, "SEAL_AFTER_S", 0.0)
+    monkeypatch.setattr(stg, "SEAL_THREADS", 2)
+    plain, st = staged_pair(tmp_path)
+    deadline = time.monotonic() + 60
+    while (st.staged_rows() or len(jobs) < 6) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert st.staged_rows() == 0
+    check_jobs(jobs, {"store-sealer", "store-sealer-2"}, 6)
+    assert answers(st) == answers(plain)
+    st.close()
+    plain.close()
+
+
+@pytest.mark.parametrize(("env", "expected"), [("3", 3), ("1", 1), ("0", None),
+                                               ("many", None), ("", None)])
+def test_seal_threads_setting(monkeypatch: pytest.MonkeyPatch, env: str,
+                              expected: int | None) -> None:
+    monkeypatch.setenv("FABRICSCOPE_SEAL_THREADS", env)
+    monkeypatch.setattr(stg.os, "cpu_count", lambda: 16)
+    assert stg._seal_threads() == (expected or 4)  # default: half of 16, at most 4
+    monkeypatch.setattr(stg.os, "cpu_count", lambda: 2)
+    assert stg._seal_threads() == (expected or 1)
 
 
 def test_appends_wait_for_a_sealer_that_falls_behind(tmp_path: Path,

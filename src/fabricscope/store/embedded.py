@@ -77,6 +77,7 @@ from fabricscope.store.errors import (
     StoreVersionError,
 )
 from fabricscope.store.staging import (
+    SEAL_THREADS,
     STAGE_MAX_ROWS,
     Sealer,
     StagedFileError,
@@ -107,7 +108,9 @@ listed them just before (a reader that still misses one retries with a new listi
 RETENTION_EVERY_S = 600.0
 MAINTENANCE_PAUSE_S = 60.0
 ROW_GROUP = 131_072
-WRITE_THREADS = 2
+WRITE_THREADS = 2 * SEAL_THREADS
+"""The store's pool that encodes Parquet and writes staged files: two files per seal job
+(its records and their aggregate), for each sealer thread (2 on the development VM)."""
 _SQL_START = re.compile(r"^\s*(\(|select\b|with\b|from\b|values\b|describe\b|summarize\b"
                         r"|show\b|explain\b|pivot\b|unpivot\b|table\b)", re.IGNORECASE)
 

@@ -28,6 +28,7 @@ down to that rate instead of growing the tier (and the queries' scan of it) with
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence, Set
@@ -57,6 +58,21 @@ SEAL_AFTER_S = 20.0
 batches), however busy the writer is."""
 QUIET_S = 1.0
 """The sealer also starts when no append came for this long."""
+
+
+def _seal_threads() -> int:
+    env = os.environ.get("FABRICSCOPE_SEAL_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return min(4, max(1, (os.cpu_count() or 1) // 2))
+
+
+SEAL_THREADS = _seal_threads()
+"""Sealer threads of a writer, each sealing one job at a time: half the processors (a job
+keeps about 1.4 of them busy: its own thread, and its Parquet encoding on the store's
+pool), at least 1 and at most 4 (a job holds about 500 MB while it runs);
+``FABRICSCOPE_SEAL_THREADS`` sets it. One on the two-core development VM, where a second
+one would take the decoder's core; more were not measured (no such machine here)."""
 IDLE_WAIT_S = 0.5
 
 
@@ -139,19 +155,19 @@ def pick(snap: Snapshot, *, force: bool, now_ns: int, quiet: bool = True,
 
 
 class Sealer:
-    """The writer's background thread that seals staged files (``seal_job`` does one
-    job: it is the store's). A job claims its files, so jobs on different threads never
-    share one: the sealer's thread seals alone while appends keep coming (the other core
-    is the decoder's), and a thread with nothing else to do helps it, one job beside it:
-    :meth:`drain` (the end of an ``ingest``) and an append held back by :meth:`throttle`
-    (the tier is full; its decoder waits anyway). Two jobs at once keep both cores busy,
-    since one job's sort and aggregation run on its own thread and its Parquet encoding
-    on the store's pool (docs/storage.md has the figures). A failed job (a full disk) is
-    kept in ``error`` and retried after ``pause_s``; appends that wait on the tier raise
-    it."""
+    """The writer's background threads that seal staged files (``seal_job`` does one
+    job: it is the store's); ``SEAL_THREADS`` of them. A job claims its files, so jobs
+    on different threads never share one. :meth:`drain` (the end of an ``ingest``)
+    seals on the caller's thread too, one job more beside them: one job's sort and
+    aggregation run on its own thread and its Parquet encoding on the store's pool,
+    which kept 1.4 of two cores busy (docs/storage.md has the figures). An append held
+    back by :meth:`throttle` only waits (its decoder keeps a core busy). A failed job
+    (a full disk) is kept in ``error`` and retried after ``pause_s``; appends that wait
+    on the tier raise it."""
 
     def __init__(self, snapshot: Callable[[], Snapshot],
-                 seal_job: Callable[[list[FileEntry]], None], *, pause_s: float) -> None:
+                 seal_job: Callable[[list[FileEntry]], None], *, pause_s: float,
+                 threads: int | None = None) -> None:
         self._snapshot = snapshot
         self._seal_job = seal_job
         self._pause_s = pause_s
@@ -165,8 +181,12 @@ class Sealer:
         self._last_append = time.monotonic()
         self._appending = 0
         self._pressed = 0  # appends waiting in throttle, or drains: seal whatever there is
-        self._thread = threading.Thread(target=self._run, name="store-sealer", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, daemon=True,
+                             name="store-sealer" + (f"-{k + 1}" if k else ""))
+            for k in range(threads or SEAL_THREADS)]
+        for t in self._threads:
+            t.start()
 
     def appending(self, start: bool) -> None:
         """An append starts (``start``) or ends: the sealer waits for a pause in them
@@ -257,7 +277,7 @@ class Sealer:
                 while staged_rows(self._snapshot()) > limit:
                     if self.error is not None:
                         raise self.error
-                    if self._stop or not self._thread.is_alive():
+                    if self._stop or not any(t.is_alive() for t in self._threads):
                         return
                     self._cond.notify_all()
                     self._cond.wait(IDLE_WAIT_S)
@@ -269,4 +289,5 @@ class Sealer:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        self._thread.join()
+        for t in self._threads:
+            t.join()
