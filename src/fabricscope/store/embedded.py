@@ -6,7 +6,7 @@
 <root>/_log/<seq>.json                 commit log (see catalog.py); the commit point
 <root>/_log/<seq>.checkpoint.json      the whole file list every 64 commits
 <root>/records/dt=YYYY-MM-DD/hr=HH/<seq>-<n>.arrow   staged records (see staging.py)
-<root>/records/dt=YYYY-MM-DD/hr=HH/<seq>-s<n>.parquet sealed: sorted for traces
+<root>/records/dt=YYYY-MM-DD/hr=HH/<seq>-s<job>-<n>.parquet sealed: sorted for traces
 <root>/counters/dt=YYYY-MM-DD/hr=HH/...
 <root>/records_1m/dt=YYYY-MM-DD/...    per-minute aggregates, partitioned by day
 <root>/counters_1m/dt=YYYY-MM-DD/...

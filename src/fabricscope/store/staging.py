@@ -22,7 +22,7 @@ down to that rate instead of growing the tier (and the queries' scan of it) with
 
 ```
 <root>/records/dt=YYYY-MM-DD/hr=HH/<seq>-<n>.arrow       staged (an Arrow IPC file)
-<root>/records/dt=YYYY-MM-DD/hr=HH/<seq>-s<n>.parquet    sealed from staged files
+<root>/records/dt=YYYY-MM-DD/hr=HH/<seq>-s<job>-<n>.parquet    sealed from staged files
 ```
 """
 
