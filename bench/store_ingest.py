@@ -12,7 +12,9 @@
    traffic mix decoded alone (``FileDecoder``) and decoded into the embedded store
    (``fabricscope ingest``'s path: a writer thread overlapping decode and append), so the
    share of the store in the ingest time is measured, not guessed: until committed, until
-   sealed, and with the tier off.
+   sealed, and with the tier off. Then the drain: the capture decoded into a store whose
+   sealer is held back, and ``seal()`` of all of it timed (sealing alone, as at the end
+   of an ``ingest``).
 
     .venv/bin/python bench/store_ingest.py [--records 10000000] [--batch 1000000]
         [--pcap-frames 2000000] [--no-chdb] [--clickhouse URL] [--dir DIR] [--json]
@@ -163,7 +165,37 @@ def bench_end_to_end(frames: int, tmp: Path, batch: int) -> dict[str, Any]:
             out["seal_seconds_after"] = round(sealed_s - ingest_s, 3)
         sealed = sum(p.stat().st_size for p in root.rglob("*.parquet"))  # (not the staged
         out[f"{tag}store_bytes_per_record"] = round(sealed / max(1, res.records), 2)  # left)
+    out.update(bench_drain(pcap, tmp / "e2e-drain", batch))
     return out
+
+
+def bench_drain(pcap: Path, root: Path, batch: int) -> dict[str, Any]:
+    """The capture decoded into a store whose sealer is held back (its thresholds raised
+    for the run), then ``seal()`` of everything staged: the rate of sealing alone, as at
+    the end of an ``ingest``, with the caller's thread and the sealer's side by side."""
+    from fabricscope.cli.commands.ingest import ingest_file
+    from fabricscope.decode.tables import DecodeConfig
+    from fabricscope.store import embedded, staging
+
+    held = {(staging, "SEAL_BACKLOG_ROWS"): 1 << 62, (staging, "SEAL_AFTER_S"): 1e9,
+            (staging, "QUIET_S"): 1e9, (embedded, "STAGE_MAX_ROWS"): 1 << 62}
+    saved = {k: getattr(*k) for k in held}
+    try:
+        for (mod, name), value in held.items():
+            setattr(mod, name, value)
+        with _open(str(root), True) as st:
+            ingest_file(st, pcap, DecodeConfig(), sflow=False, force=False, digest="d",
+                        batch_records=batch)
+            staged = st.staged_rows()
+            t0, c0 = time.perf_counter(), time.process_time()
+            n = st.seal()
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        for (mod, name), value in saved.items():
+            setattr(mod, name, value)
+    return {"drain_records": n, "drain_staged": staged, "drain_seconds": round(wall, 3),
+            "drain_cpu_seconds": round(cpu, 3),
+            "drain_records_per_s": round(n / wall) if wall > 0 else 0}
 
 
 def main() -> None:
@@ -241,6 +273,9 @@ def main() -> None:
               f"staging tier {e['unstaged_decode_into_store_records_per_s']:,} records/s "
               f"(the store's share: {e['unstaged_store_share_of_ingest_time']:.0%}; "
               f"waited {e['unstaged_store_wait_share']:.0%})")
+        print(f"drain (everything staged, then sealed): {e['drain_records']:,} records in "
+              f"{e['drain_seconds']} s, {e['drain_records_per_s']:,} records/s "
+              f"({e['drain_cpu_seconds']} CPU s)")
     print(f"peak RSS {out['peak_rss_mb']} MB, {out['cpus']} CPUs")
 
 

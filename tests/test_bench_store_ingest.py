@@ -1,5 +1,5 @@
 """bench/store_ingest.py runs at a small size and reports each store's committed and
-sealed rates, and the end-to-end split with and without the staging tier."""
+sealed rates, the end-to-end split with and without the staging tier, and the drain."""
 
 from __future__ import annotations
 
@@ -30,3 +30,5 @@ def test_store_ingest_bench_small(tmp_path: Path) -> None:
         assert e[key] > 0, key
     assert 0 <= e["store_share_of_ingest_time"] <= 1
     assert e["sealed_records_per_s"] <= e["decode_into_store_records_per_s"]
+    assert e["drain_records"] == e["drain_staged"] == 3000  # all staged, then all sealed
+    assert e["drain_records_per_s"] > 0
