@@ -98,25 +98,39 @@ Job = tuple[str, float, float, frozenset[str]]  # thread, start, end, staged fil
 
 
 def record_jobs(monkeypatch: pytest.MonkeyPatch) -> list[Job]:
-    """Seal jobs of 100 records, each noted as it ends; Parquet writes slowed down so
-    that another thread can take a job meanwhile."""
+    """Seal jobs of 100 records, each noted as it ends. A job's Parquet writes wait until
+    a second job has started beside it (for at most 5 s: if none ever does, the test's
+    overlap check fails), so that jobs overlap whenever the sealer lets them, without
+    relying on timing."""
     monkeypatch.setattr(stg, "SEAL_ROWS", 100)
     real_job = emb.EmbeddedStore._seal_job
     real_write = emb.write_parquet
     jobs: list[Job] = []
+    lock = threading.Lock()
+    running = [0]
+    two = threading.Event()
 
     def job(self: emb.EmbeddedStore, files: list) -> None:  # type: ignore[type-arg]
+        with lock:
+            running[0] += 1
+            if running[0] >= 2:
+                two.set()
         t0 = time.monotonic()
-        real_job(self, files)
+        try:
+            real_job(self, files)
+        finally:
+            with lock:
+                running[0] -= 1
         jobs.append((threading.current_thread().name, t0, time.monotonic(),
                      frozenset(f.path for f in files)))
 
-    def slow(table: pa.Table, path: Path) -> None:
-        time.sleep(0.15)
+    def held(table: pa.Table, path: Path) -> None:
+        if running[0]:  # (a seal job's write, not the plain store's append)
+            two.wait(5.0)
         real_write(table, path)
 
     monkeypatch.setattr(emb.EmbeddedStore, "_seal_job", job)
-    monkeypatch.setattr(emb, "write_parquet", slow)
+    monkeypatch.setattr(emb, "write_parquet", held)
     return jobs
 
 
@@ -147,6 +161,7 @@ def test_a_drain_seals_beside_the_sealer_on_disjoint_files(
     those of a store written without the tier."""
     jobs = record_jobs(monkeypatch)
     monkeypatch.setattr(stg, "QUIET_S", 3600.0)  # the sealer waits for the drain
+    monkeypatch.setattr(stg, "SEAL_AFTER_S", 3600.0)
     monkeypatch.setattr(stg, "SEAL_THREADS", 1)
     plain, st = staged_pair(tmp_path)
     assert st.staged_rows() == 600 and not jobs
