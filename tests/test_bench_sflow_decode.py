@@ -3,21 +3,11 @@ sample of the generated file, and the two-pass paths report both passes."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
+from benchrun import run_bench
 
 
 def test_sflow_decode_bench_small() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "sflow_decode.py"), "--datagrams", "3000",
-         "--repeat", "1", "--json"],
-        capture_output=True, text=True, timeout=900, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    out = run_bench("sflow_decode.py", "--datagrams", "3000", "--repeat", "1", timeout=900)
     assert out["input"] == {**out["input"], "datagrams": 3000, "flow_samples": 21000,
                             "counter_samples": 300}
     for mode in ("payloads", "file", "file-tuned", "process", "process-arrow"):

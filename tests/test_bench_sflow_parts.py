@@ -3,21 +3,11 @@ decoder's time: the parts and the rest add up to the whole call."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
+from benchrun import run_bench
 
 
 def test_sflow_parts_bench_small() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "sflow_parts.py"), "--datagrams", "10000",
-         "--passes", "1", "--json"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    out = run_bench("sflow_parts.py", "--datagrams", "10000", "--passes", "1")
     assert out["datagrams"] == 10000 and out["flow_samples"] == 70000
     ns = out["ns_per_sample"]
     parts = ("walk", "columns", "accounting", "batch", "counters")

@@ -3,21 +3,14 @@ sealed rates, the end-to-end split with and without the staging tier, and the dr
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchrun import run_bench
 
 
 def test_store_ingest_bench_small(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "store_ingest.py"), "--records", "4000",
-         "--batch", "1000", "--pcap-frames", "3000", "--no-chdb", "--dir", str(tmp_path),
-         "--json"], capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    out = run_bench("store_ingest.py", "--records", "4000", "--batch", "1000",
+                    "--pcap-frames", "3000", "--no-chdb", "--dir", str(tmp_path))
     for name in ("embedded", "embedded_unstaged"):
         r = out[name]
         assert r["records"] == 5000  # 4,000 and the warm-up batch

@@ -3,21 +3,14 @@ answers, and the staged run really had its records staged."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchrun import run_bench
 
 
 def test_store_staged_query_bench_small(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "store_staged_query.py"), "--records", "5000",
-         "--repeat", "1", "--dir", str(tmp_path), "--json"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    out = run_bench("store_staged_query.py", "--records", "5000", "--repeat", "1",
+                    "--dir", str(tmp_path))
     staged, sealed = out["staged"], out["sealed"]
     assert staged["staged_records"] == 5000 and sealed["staged_records"] == 0
     assert staged["flow_rows"] == sealed["flow_rows"] > 0
