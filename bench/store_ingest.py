@@ -139,13 +139,15 @@ def bench_end_to_end(frames: int, tmp: Path, batch: int) -> dict[str, Any]:
     with _open(str(tmp / "e2e-warm"), True) as st:  # and the store's first-use imports
         st.append(synthetic_records(1000, start_ns=10**18, span_ns=10**9, seed=1))
         st.seal()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     n = 0
     for step in FileDecoder(pcap, batch_frames=16384):
         n += step.records.num_rows
     decode_s = time.perf_counter() - t0
+    decode_us = (time.process_time() - c0) / n * 1e6
     out: dict[str, Any] = {"frames": frames, "pcap_gen_seconds": round(gen, 2),
-                           "decode_only_records_per_s": round(n / decode_s)}
+                           "decode_only_records_per_s": round(n / decode_s),
+                           "decode_cpu_us_per_record": round(decode_us, 3)}
     for staging in (True, False):
         root = tmp / f"e2e-store-{staging}"
         with _open(str(root), staging) as st:
@@ -155,6 +157,8 @@ def bench_end_to_end(frames: int, tmp: Path, batch: int) -> dict[str, Any]:
             ingest_s = time.perf_counter() - t0
             st.seal()
             sealed_s = time.perf_counter() - t0
+            if staging:
+                out["store_cpu"] = st.costs.snapshot()
         tag = "" if staging else "unstaged_"
         out[f"{tag}decode_into_store_records_per_s"] = round(res.records / ingest_s)
         out[f"{tag}store_share_of_ingest_time"] = round(max(0.0, 1 - decode_s / ingest_s), 3)
@@ -166,7 +170,22 @@ def bench_end_to_end(frames: int, tmp: Path, batch: int) -> dict[str, Any]:
         sealed = sum(p.stat().st_size for p in root.rglob("*.parquet"))  # (not the staged
         out[f"{tag}store_bytes_per_record"] = round(sealed / max(1, res.records), 2)  # left)
     out.update(bench_drain(pcap, tmp / "e2e-drain", batch))
+    out.update(cpu_budget(decode_us, out["store_cpu"]["us_per_record_total"],
+                          n / decode_s))
     return out
+
+
+def cpu_budget(decode_us: float, store_us: float, decoder_rate: float) -> dict[str, Any]:
+    """What the CPU per record says, whatever else the machine does: the most records
+    a second that decoding and storing can sustain on this machine's cores, and how many
+    cores storing needs to keep up with the decoder's rate alone (measured here) and with
+    the decoding issue's target of 5,000,000 records/s."""
+    cores = os.cpu_count() or 1
+    per = decode_us + store_us
+    return {"store_cpu_us_per_record": store_us,
+            "sustained_ceiling_records_per_s": round(cores / per * 1e6),
+            "store_cores_at_decoder_rate": round(store_us * decoder_rate / 1e6, 2),
+            "cores_at_5m_per_s": round(per * 5.0, 1)}
 
 
 def bench_drain(pcap: Path, root: Path, batch: int) -> dict[str, Any]:
@@ -276,6 +295,15 @@ def main() -> None:
         print(f"drain (everything staged, then sealed): {e['drain_records']:,} records in "
               f"{e['drain_seconds']} s, {e['drain_records_per_s']:,} records/s "
               f"({e['drain_cpu_seconds']} CPU s)")
+        c = e["store_cpu"]
+        steps = ", ".join(f"{k} {v:.2f}" for k, v in c["us_per_record"].items() if v)
+        print(f"CPU per record (us, each step on its own thread): decoding "
+              f"{e['decode_cpu_us_per_record']:.2f}; the store {c['us_per_record_total']:.2f}"
+              f" ({steps})")
+        print(f"so: at most {e['sustained_ceiling_records_per_s']:,} records/s decoded and "
+              f"sealed on {out['cpus']} cores; keeping up with the decoder's rate here takes "
+              f"{e['store_cores_at_decoder_rate']} cores for the store, and 5,000,000 "
+              f"records/s takes {e['cores_at_5m_per_s']} cores in all")
     print(f"peak RSS {out['peak_rss_mb']} MB, {out['cpus']} CPUs")
 
 

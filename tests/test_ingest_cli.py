@@ -133,6 +133,12 @@ def test_ingest_seals_unless_told_not_to(tmp_path: Path, cap: Path,
     assert code == 0, err
     t = json.loads(out)["totals"]
     assert t["seal_s"] is not None and t["seal_s"] >= 0
+    # where the store's CPU went: this run staged its records, then sealed them and
+    # the first run's (staged by a writer before it)
+    cpu = t["store_cpu"]
+    assert cpu["rows"] == {"staged": N_VXLAN + 2, "sealed": 2 * (N_VXLAN + 2)}
+    assert cpu["cpu_s"]["stage_write"] > 0 and cpu["cpu_s"]["encode_records"] > 0
+    assert cpu["us_per_record_total"] >= cpu["seal_us_per_record"] > 0
     with open_store(db) as st:
         assert st.info()["staged_rows"] == 0  # the earlier run's staged records too
         assert st.info()["rows"] == 2 * (N_VXLAN + 2)

@@ -69,6 +69,7 @@ from fabricscope.store.catalog import (
     write_file_atomic,
 )
 from fabricscope.store.conform import conform_input
+from fabricscope.store.costs import StepCosts
 from fabricscope.store.errors import (
     DiskFull,
     StoreCorrupt,
@@ -213,6 +214,7 @@ class EmbeddedStore(Store):
         self.staging = staging and write
         self._sealer: Sealer | None = None
         self._seal_ids = itertools.count()
+        self.costs = StepCosts()  # CPU seconds per writing step (bench, ingest --json)
         self._staged_views: dict[tuple[str, ...], str] = {}
         self._state_lock = threading.Lock()  # the trash list, the lazy connection and pool
         try:
@@ -609,13 +611,16 @@ class EmbeddedStore(Store):
                     rec = _drop_null_columns(records)
                     if rec.num_rows:
                         out.put("records", rec, staged=True)
+                        self.costs.count("staged", rec.num_rows)
                 else:
                     self._put_records(out, records)
                 if counters is not None and counters.num_rows:
                     out.put("counters", counters)
                     for name, (src, _key, _m) in ROLLUPS.items():
                         if src == "counters":
-                            out.put(name, self._rollup(name, counters))
+                            with self.costs.step("counters"):
+                                agg = self._rollup(name, counters)
+                            out.put(name, agg)
             finally:
                 out.wait()
             adds = out.entries(batch_id, _now_ns())
@@ -633,17 +638,23 @@ class EmbeddedStore(Store):
         from the ordered rows, so their groups come out ordered."""
         from fabricscope.store.rollup import trace_sort
 
+        costs = self.costs
         rec = _drop_null_columns(records)
-        order, pair = trace_sort(rec, HOUR_NS)
+        with costs.step("sort"):
+            order, pair = trace_sort(rec, HOUR_NS)
         if order is not None:  # (staged files map as many chunks: no copy into one first)
-            rec = rec.take(pa.array(order))
-            pair = None if pair is None else pair[order]
+            with costs.step("gather"):
+                rec = rec.take(pa.array(order))
+                pair = None if pair is None else pair[order]
         elif pair is None and rec.num_rows:
             pair = np.zeros(rec.num_rows, np.int64)
         out.put("records", rec)
         for name, (src, _key, _m) in ROLLUPS.items():
             if src == "records" and rec.num_rows:
-                out.put(name, self._rollup(name, rec, pair))
+                with costs.step("aggregate"):
+                    agg = self._rollup(name, rec, pair)
+                out.put(name, agg)
+        costs.count("sealed", rec.num_rows)
 
     def _write_error(self, exc: BaseException, what: str) -> BaseException:
         """The one-line store error for a failed write (``what``: what was lost)."""
@@ -666,7 +677,9 @@ class EmbeddedStore(Store):
         out = _Files(self, snap.seq + 1, f"s{next(self._seal_ids)}-")  # (jobs may overlap)
         try:
             try:
-                self._put_records(out, read_staged([self.root / f.path for f in files]))
+                with self.costs.step("read"):
+                    staged = read_staged([self.root / f.path for f in files])
+                self._put_records(out, staged)
             finally:
                 out.wait()
             # sealed files arrived when their staged files did (retention goes by it)
@@ -951,8 +964,9 @@ class EmbeddedStore(Store):
         rel = f"{ds}/{part}/{snap.seq + 1:016d}-c.parquet"
         final = self.root / rel
         try:
-            t = self._merged_table(ds, files)
-            size = self._write_file(_drop_null_columns(t), final)
+            with self.costs.step("compact"):
+                t = self._merged_table(ds, files)
+                size = self._write_file(_drop_null_columns(t), final)
             fe = FileEntry(rel, ds, part, t.num_rows, size, min(f.min_ts for f in files),
                            max(f.max_ts for f in files), None, max(f.added for f in files))
             self._commit({"op": "compact", "add": [fe.to_json()],
@@ -1012,9 +1026,13 @@ class _Files:
             final = st.root / rel
             self.written.append(final)
             if staged:
-                fut = st._pool().submit(write_staged, sub, final)
+                fut = st._pool().submit(st.costs.timed("stage_write", write_staged), sub,
+                                        final)
             else:
-                fut = st._pool().submit(st._write_file, _drop_null_columns(sub), final)
+                step = "encode_records" if ds == "records" else \
+                    "encode_1m" if ds == "records_1m" else "counters"
+                fut = st._pool().submit(st.costs.timed(step, st._write_file),
+                                        _drop_null_columns(sub), final)
             self.pending.append(fut)
             self.adds.append((rel, ds, part, sub.num_rows, lo, hi))
 

@@ -315,10 +315,13 @@ def register(app: typer.Typer) -> None:
                 _seal(store, show=not quiet and not json_out)
                 sealed = time.perf_counter() - t0 - committed
             location = store.location
+            costs = getattr(store, "costs", None)  # the embedded writer's steps
+            store_cpu = costs.snapshot() if costs is not None else None
         seconds = time.perf_counter() - t0
         totals = _totals(results, seconds)
         totals["committed_s"] = round(committed, 3)
         totals["seal_s"] = None if sealed is None else round(sealed, 3)
+        totals["store_cpu"] = store_cpu
         if json_out:
             import json
 

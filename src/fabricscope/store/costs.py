@@ -1,0 +1,94 @@
+"""CPU seconds of the embedded writer's steps, each measured on the thread that ran it.
+
+A writer's work per record happens on several threads at once (the appending thread, the
+sealer's, the store's Parquet pool), so the process's CPU time says how much it did, not
+where. Each step here is timed with the CPU clock of its own thread
+(``time.thread_time``: user and system time, not time spent waiting), and summed per step:
+
+=================  ===============================================================
+``stage_write``    writing staged records (Arrow IPC) at commit
+``read``           mapping the staged files a seal job takes
+``sort``           the trace order of a job's records (``rollup.trace_sort``)
+``gather``         the records put into that order (``Table.take``)
+``aggregate``      their ``records_1m`` rows (``rollup.records_rollup``)
+``encode_records`` Parquet files of the sorted records (the pool)
+``encode_1m``      Parquet files of the aggregates (the pool)
+``counters``       counter polls and their aggregates, written at commit
+``compact``        merging small files (reading, sorting, aggregating, encoding)
+=================  ===============================================================
+
+``rows`` counts the records staged (``staged``) and those the sealing steps worked on
+(``sealed``: sealed, or sorted inside an append when the tier is off; a job that failed
+counts too, its CPU was spent), so the CPU per record of each step is one division away:
+the benchmark prints it, and from it how many cores the store needs to keep up with a
+given rate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+STEPS = ("stage_write", "read", "sort", "gather", "aggregate", "encode_records",
+         "encode_1m", "counters", "compact")
+SEAL_STEPS = ("read", "sort", "gather", "aggregate", "encode_records", "encode_1m")
+
+
+class StepCosts:
+    """Thread-safe sums of CPU seconds per step, and of rows staged and sealed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cpu = dict.fromkeys(STEPS, 0.0)
+        self._rows = {"staged": 0, "sealed": 0}
+
+    def add(self, step: str, seconds: float) -> None:
+        with self._lock:
+            self._cpu[step] = self._cpu.get(step, 0.0) + seconds
+
+    def count(self, what: str, rows: int) -> None:
+        with self._lock:
+            self._rows[what] = self._rows.get(what, 0) + rows
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        t0 = time.thread_time()
+        try:
+            yield
+        finally:
+            self.add(name, time.thread_time() - t0)
+
+    def timed(self, name: str, fn: Callable[..., T]) -> Callable[..., T]:
+        """``fn`` with its CPU time on the calling thread added to ``name`` (for work
+        handed to a pool)."""
+        def run(*args: Any) -> T:
+            with self.step(name):
+                return fn(*args)
+        return run
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{"cpu_s": {step: s}, "rows": {"staged": n, "sealed": n}, "us_per_record":
+        {step: µs}, "seal_us_per_record": µs, "us_per_record_total": µs}``. A step's µs
+        per record divides by the rows it works for: ``stage_write`` by the staged
+        rows, every other step by the sealed rows (``counters`` and ``compact`` too:
+        their cost per record the store keeps). The total adds them all up: the CPU the
+        store spends on a record, end to end."""
+        with self._lock:
+            cpu = dict(self._cpu)
+            rows = dict(self._rows)
+        per: dict[str, float] = {}
+        for step, s in cpu.items():
+            n = rows["staged"] if step == "stage_write" else rows["sealed"]
+            if n:
+                per[step] = s / n * 1e6
+        seal = sum(per.get(s, 0.0) for s in SEAL_STEPS)
+        return {"cpu_s": {k: round(v, 4) for k, v in cpu.items()}, "rows": rows,
+                "us_per_record": {k: round(v, 3) for k, v in per.items()},
+                "seal_us_per_record": round(seal, 3) if rows["sealed"] else None,
+                "us_per_record_total": round(sum(per.values()), 3) if rows["sealed"]
+                else None}
