@@ -209,11 +209,12 @@ def bench_drain(pcap: Path, root: Path, batch: int) -> dict[str, Any]:
             t0, c0 = time.perf_counter(), time.process_time()
             n = st.seal()
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            costs = st.costs.snapshot()
     finally:
         for (mod, name), value in saved.items():
             setattr(mod, name, value)
     return {"drain_records": n, "drain_staged": staged, "drain_seconds": round(wall, 3),
-            "drain_cpu_seconds": round(cpu, 3),
+            "drain_cpu_seconds": round(cpu, 3), "drain_store_cpu": costs,
             "drain_records_per_s": round(n / wall) if wall > 0 else 0}
 
 
@@ -300,6 +301,11 @@ def main() -> None:
         print(f"CPU per record (us, each step on its own thread): decoding "
               f"{e['decode_cpu_us_per_record']:.2f}; the store {c['us_per_record_total']:.2f}"
               f" ({steps})")
+        d = e["drain_store_cpu"]
+        steps = ", ".join(f"{k} {v:.2f}" for k, v in d["us_per_record"].items()
+                          if v and k != "stage_write")
+        print(f"  sealing in the drain alone (nothing decoding beside it): "
+              f"{d['seal_us_per_record']:.2f} ({steps})")
         print(f"so: at most {e['sustained_ceiling_records_per_s']:,} records/s decoded and "
               f"sealed on {out['cpus']} cores; keeping up with the decoder's rate here takes "
               f"{e['store_cores_at_decoder_rate']} cores for the store, and 5,000,000 "

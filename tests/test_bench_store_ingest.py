@@ -1,5 +1,6 @@
 """bench/store_ingest.py runs at a small size and reports each store's committed and
-sealed rates, the end-to-end split with and without the staging tier, and the drain."""
+sealed rates, the end-to-end split with and without the staging tier, the drain, and
+the CPU per record of decoding and of each store step."""
 
 from __future__ import annotations
 
@@ -25,3 +26,13 @@ def test_store_ingest_bench_small(tmp_path: Path) -> None:
     assert e["sealed_records_per_s"] <= e["decode_into_store_records_per_s"]
     assert e["drain_records"] == e["drain_staged"] == 3000  # all staged, then all sealed
     assert e["drain_records_per_s"] > 0
+    # the CPU budget: every record staged and sealed, its steps' CPU per record, and the
+    # ceiling they give on this machine's cores
+    c = e["store_cpu"]
+    assert c["rows"] == {"staged": 3000, "sealed": 3000}
+    assert c["us_per_record"]["encode_records"] > 0 and c["us_per_record"]["sort"] > 0
+    assert e["store_cpu_us_per_record"] == c["us_per_record_total"] > 0
+    assert e["decode_cpu_us_per_record"] > 0
+    per = e["decode_cpu_us_per_record"] + e["store_cpu_us_per_record"]
+    assert abs(e["sustained_ceiling_records_per_s"] - out["cpus"] / per * 1e6) <= 1
+    assert e["cores_at_5m_per_s"] == round(per * 5, 1)
