@@ -3,6 +3,7 @@ that ran it, and every step of staging, sealing and compacting accounted for."""
 
 from __future__ import annotations
 
+import mmap
 import threading
 import time
 from datetime import UTC, datetime
@@ -20,7 +21,12 @@ HOUR = 3600 * 10**9
 
 
 def burn(seconds: float) -> None:
-    """Busy on this thread for ``seconds`` of its own CPU time."""
+    """Busy on this thread for ``seconds`` of its own CPU time, after touching 40 MB of
+    fresh memory in 4 KiB pages (10,240 page faults)."""
+    with mmap.mmap(-1, 40 << 20) as fresh:
+        fresh.madvise(mmap.MADV_NOHUGEPAGE)
+        for off in range(0, 40 << 20, mmap.PAGESIZE):
+            fresh[off] = 1
     end = time.thread_time() + seconds
     while time.thread_time() < end:
         pass
@@ -34,9 +40,11 @@ def test_a_step_counts_the_cpu_of_its_own_thread() -> None:
         t = threading.Thread(target=costs.timed("encode_records", burn), args=(0.2,))
         t.start()
         t.join()
-    cpu = costs.snapshot()["cpu_s"]
-    assert cpu["encode_records"] >= 0.19
-    assert cpu["sort"] < 0.05
+    s = costs.snapshot()
+    assert s["cpu_s"]["encode_records"] >= 0.19
+    assert s["cpu_s"]["sort"] < 0.05
+    assert s["faults"]["encode_records"] >= 5_000  # (fewer if the pages were reused)
+    assert s["faults"]["sort"] < 1_000
 
 
 def test_per_record_figures_divide_by_the_rows_each_step_works_for() -> None:
@@ -47,7 +55,10 @@ def test_per_record_figures_divide_by_the_rows_each_step_works_for() -> None:
     costs.add("compact", 0.1)
     costs.count("staged", 1_000_000)
     costs.count("sealed", 500_000)
+    costs.add("gather", 0.0, faults=100_000)
+    costs.add("stage_write", 0.0, faults=50_000)
     s = costs.snapshot()
+    assert s["faults_per_record"] == pytest.approx(0.05 + 0.2)
     assert s["us_per_record"] == {"stage_write": 0.2, "sort": 0.6, "encode_records": 1.2,
                                   "compact": 0.2, "read": 0.0, "gather": 0.0,
                                   "aggregate": 0.0, "encode_1m": 0.0, "counters": 0.0}

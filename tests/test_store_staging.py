@@ -196,9 +196,17 @@ def test_sealer_threads_seal_side_by_side(tmp_path: Path,
 def test_seal_threads_setting(monkeypatch: pytest.MonkeyPatch, env: str,
                               expected: int | None) -> None:
     monkeypatch.setenv("FABRICSCOPE_SEAL_THREADS", env)
-    monkeypatch.setattr(stg.os, "cpu_count", lambda: 16)
-    assert stg._seal_threads() == (expected or 4)  # default: half of 16, at most 4
+    monkeypatch.setattr(stg, "_memory_bytes", lambda: 64 << 30)
+    monkeypatch.setattr(stg.os, "cpu_count", lambda: 12)
+    assert stg._seal_threads() == (expected or 6)  # default: half the processors
+    monkeypatch.setattr(stg.os, "cpu_count", lambda: 64)
+    assert stg._seal_threads() == (expected or 8)  # at most 8
+    monkeypatch.setattr(stg, "_memory_bytes", lambda: 5 << 30)
+    assert stg._seal_threads() == (expected or 2)  # one per 2 GiB of memory
+    monkeypatch.setattr(stg, "_memory_bytes", lambda: 1 << 30)
+    assert stg._seal_threads() == (expected or 1)  # at least one
     monkeypatch.setattr(stg.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(stg, "_memory_bytes", lambda: 24 << 30)
     assert stg._seal_threads() == (expected or 1)
 
 

@@ -60,19 +60,30 @@ QUIET_S = 1.0
 """The sealer also starts when no append came for this long."""
 
 
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return 8 << 30
+
+
 def _seal_threads() -> int:
     env = os.environ.get("FABRICSCOPE_SEAL_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
-    return min(4, max(1, (os.cpu_count() or 1) // 2))
+    by_memory = _memory_bytes() // (2 << 30)
+    return max(1, min(8, (os.cpu_count() or 1) // 2, by_memory))
 
 
 SEAL_THREADS = _seal_threads()
 """Sealer threads of a writer, each sealing one job at a time: half the processors (a job
 keeps about 1.4 of them busy: its own thread, and its Parquet encoding on the store's
-pool), at least 1 and at most 4 (a job holds about 500 MB while it runs);
+pool), at least 1, at most 8 and at most one per 2 GiB of memory (a job holds about
+500 MB while it runs, and the tier and the decoder need room too);
 ``FABRICSCOPE_SEAL_THREADS`` sets it. One on the two-core development VM, where a second
-one would take the decoder's core; more were not measured (no such machine here)."""
+one would take the decoder's core. More were not measured (no such machine here); at
+about 2 µs of CPU a sealed record, sealing 5 M records/s takes 10 cores, so the cap
+lets a 16-core writer use them (docs/storage.md, tenth session)."""
 IDLE_WAIT_S = 0.5
 
 
