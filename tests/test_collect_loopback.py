@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -354,16 +355,36 @@ def test_command_ndjson_and_table(tmp_path: Path) -> None:
     assert "10.0.0.1" in stderr
 
 
+def scrape_until(url: str, line: str, seconds: float) -> str:
+    """The metrics page once it holds ``line`` (or the last one read)."""
+    deadline = time.monotonic() + seconds
+    text = ""
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=5) as r:
+                text = r.read().decode()
+            if line in text:
+                break
+        time.sleep(0.2)
+    return text
+
+
 def test_command_store(tmp_path: Path) -> None:
+    """Batches go to the store, and --metrics shows its writer's work as it goes."""
     from fabricscope.store import open_store
 
     port = free_port()
+    with socket.socket() as t:
+        t.bind(("127.0.0.1", 0))
+        mport = t.getsockname()[1]
     db = tmp_path / "db"
     p = fabricscope("collect", "--listen", f"127.0.0.1:{port}", "--db", str(db),
-                    "--duration", "6")
+                    "--duration", "12", "--metrics", f"127.0.0.1:{mport}", "--flush", "0.5")
     try:
         wait_listening(p, port)
         send(port, 30)
+        staged = 'fabricscope_store_writer_records_total{stage="staged"} 210.0'
+        text = scrape_until(f"http://127.0.0.1:{mport}/metrics", staged, 8)
         _, stderr = p.communicate(timeout=180)
     finally:
         if p.poll() is None:
@@ -373,6 +394,10 @@ def test_command_store(tmp_path: Path) -> None:
         n = st.sql("SELECT count(*) AS n FROM records").column("n")[0].as_py()
         c = st.sql("SELECT count(*) AS n FROM counters").column("n")[0].as_py()
     assert (n, c) == (210, 3)
+    assert staged in text, text[-2000:]
+    assert 'fabricscope_store_writer_cpu_seconds_total{step="stage_write"}' in text
+    assert 'fabricscope_store_writer_page_faults_total{step="gather"}' in text
+    assert "fabricscope_store_staged_records" in text
 
 
 def test_command_default_store(tmp_path: Path) -> None:

@@ -106,3 +106,40 @@ class StepCosts:
                 "seal_us_per_record": round(seal, 3) if rows["sealed"] else None,
                 "us_per_record_total": round(sum(per.values()), 3) if rows["sealed"]
                 else None}
+
+
+class CostsCollector:
+    """A prometheus_client collector of a writer's step costs, read at every scrape
+    (``collect --db ... --metrics``): ``fabricscope_store_writer_cpu_seconds_total`` and
+    ``..._page_faults_total`` by ``step``, ``..._records_total`` by ``stage``
+    (``staged``, ``sealed``), and ``fabricscope_store_staged_records``, the records
+    waiting to be sealed."""
+
+    def __init__(self, costs: StepCosts, staged: Callable[[], int] | None = None) -> None:
+        self.costs = costs
+        self.staged = staged
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        s = self.costs.snapshot()
+        p = "fabricscope_store_writer_"
+        cpu = CounterMetricFamily(p + "cpu_seconds", "CPU time of the store writer's "
+                                  "steps, each on its own thread", labels=["step"])
+        faults = CounterMetricFamily(p + "page_faults", "minor page faults of the store "
+                                     "writer's steps", labels=["step"])
+        for step in STEPS:
+            cpu.add_metric([step], s["cpu_s"][step])
+            faults.add_metric([step], s["faults"][step])
+        rows = CounterMetricFamily(p + "records", "records the store writer staged and "
+                                   "sealed", labels=["stage"])
+        for stage, n in s["rows"].items():
+            rows.add_metric([stage], n)
+        yield from (cpu, faults, rows)
+        if self.staged is not None:
+            yield GaugeMetricFamily("fabricscope_store_staged_records",
+                                    "records committed and not sealed yet",
+                                    value=self.staged())

@@ -121,7 +121,15 @@ def register(app: typer.Typer) -> None:
                 mhost, mport = parse_hostport(metrics, default_port=9343)
                 from prometheus_client import start_http_server
 
-                start_http_server(mport, addr=mhost, registry=col.registry())
+                reg = col.registry()
+                for s in sinks:  # the embedded store writer's step costs too
+                    store = getattr(s, "store", None)
+                    costs = getattr(store, "costs", None)
+                    if store is not None and costs is not None:
+                        from fabricscope.store.costs import CostsCollector
+
+                        reg.register(CostsCollector(costs, store.staged_rows))
+                start_http_server(mport, addr=mhost, registry=reg)
             except (ValueError, OSError) as exc:
                 raise UsageError(f"--metrics {metrics!r}: {exc}") from None
         import fabricscope
