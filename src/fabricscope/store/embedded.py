@@ -214,7 +214,7 @@ class EmbeddedStore(Store):
         self.staging = staging and write
         self._sealer: Sealer | None = None
         self._seal_ids = itertools.count()
-        self.costs = StepCosts()  # CPU seconds per writing step (bench, ingest --json)
+        self.costs = StepCosts()  # CPU and page faults per writing step (costs.py)
         self._staged_views: dict[tuple[str, ...], str] = {}
         self._state_lock = threading.Lock()  # the trash list, the lazy connection and pool
         try:
