@@ -218,6 +218,12 @@ def bench_drain(pcap: Path, root: Path, batch: int) -> dict[str, Any]:
             "drain_records_per_s": round(n / wall) if wall > 0 else 0}
 
 
+def _steps(costs: dict[str, Any], *leave_out: str) -> str:
+    """A ``StepCosts.snapshot()``'s steps that cost anything, in µs per record."""
+    return ", ".join(f"{k} {v:.2f}" for k, v in costs["us_per_record"].items()
+                     if v and k not in leave_out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--records", type=int, default=10_000_000)
@@ -296,16 +302,12 @@ def main() -> None:
         print(f"drain (everything staged, then sealed): {e['drain_records']:,} records in "
               f"{e['drain_seconds']} s, {e['drain_records_per_s']:,} records/s "
               f"({e['drain_cpu_seconds']} CPU s)")
-        c = e["store_cpu"]
-        steps = ", ".join(f"{k} {v:.2f}" for k, v in c["us_per_record"].items() if v)
+        c, d = e["store_cpu"], e["drain_store_cpu"]
         print(f"CPU per record (us, each step on its own thread): decoding "
               f"{e['decode_cpu_us_per_record']:.2f}; the store {c['us_per_record_total']:.2f}"
-              f" ({steps})")
-        d = e["drain_store_cpu"]
-        steps = ", ".join(f"{k} {v:.2f}" for k, v in d["us_per_record"].items()
-                          if v and k != "stage_write")
+              f" ({_steps(c)})")
         print(f"  sealing in the drain alone (nothing decoding beside it): "
-              f"{d['seal_us_per_record']:.2f} ({steps})")
+              f"{d['seal_us_per_record']:.2f} ({_steps(d, 'stage_write')})")
         print(f"so: at most {e['sustained_ceiling_records_per_s']:,} records/s decoded and "
               f"sealed on {out['cpus']} cores; keeping up with the decoder's rate here takes "
               f"{e['store_cores_at_decoder_rate']} cores for the store, and 5,000,000 "

@@ -186,9 +186,7 @@ class Sealer:
         self._taken: set[str] = set()  # the staged files of the jobs in progress
         self._stop = False
         self.error: BaseException | None = None
-        self.jobs = 0
-        self.sealed_rows = 0
-        self.seconds = 0.0  # the jobs' durations, summed (they may overlap)
+        self.sealed_rows = 0  # (where the jobs' CPU goes: the store's StepCosts)
         self._last_append = time.monotonic()
         self._appending = 0
         self._pressed = 0  # appends waiting in throttle, or drains: seal whatever there is
@@ -218,7 +216,6 @@ class Sealer:
                 return False
             paths = {f.path for f in job}
             self._taken |= paths
-        t0 = time.perf_counter()
         try:
             self._seal_job(job)
         finally:
@@ -226,8 +223,6 @@ class Sealer:
                 self._taken -= paths
                 self._cond.notify_all()
         with self._cond:
-            self.seconds += time.perf_counter() - t0
-            self.jobs += 1
             self.sealed_rows += sum(f.rows for f in job)
             self.error = None
             self._cond.notify_all()

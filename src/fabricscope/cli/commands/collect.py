@@ -95,13 +95,15 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"cannot write: {exc.strerror}", path=str(out)) from None
         if no_store and db is not None:
             raise UsageError("--db and --no-store exclude each other")
+        store_sink: StoreSink | None = None
         if not no_store:
             from fabricscope.store import StoreError
 
             try:
-                sinks.append(StoreSink(db))
+                store_sink = StoreSink(db)
             except StoreError as exc:
                 raise InputError(str(exc)) from None
+            sinks.append(store_sink)
         sink: Sink | None = None
         if len(sinks) == 1:
             sink = sinks[0]
@@ -122,13 +124,12 @@ def register(app: typer.Typer) -> None:
                 from prometheus_client import start_http_server
 
                 reg = col.registry()
-                for s in sinks:  # the embedded store writer's step costs too
-                    store = getattr(s, "store", None)
-                    costs = getattr(store, "costs", None)
-                    if store is not None and costs is not None:
-                        from fabricscope.store.costs import CostsCollector
+                store = store_sink.store if store_sink is not None else None
+                costs = getattr(store, "costs", None)
+                if store is not None and costs is not None:  # the embedded writer's steps
+                    from fabricscope.store.costs import CostsCollector
 
-                        reg.register(CostsCollector(costs, store.staged_rows))
+                    reg.register(CostsCollector(costs, store.staged_rows))
                 start_http_server(mport, addr=mhost, registry=reg)
             except (ValueError, OSError) as exc:
                 raise UsageError(f"--metrics {metrics!r}: {exc}") from None
